@@ -1,0 +1,212 @@
+import { MIXPANEL_LIMITS } from './limits.js';
+import type { JsonValue, Properties } from './types.js';
+
+/** One repair or drop made while sanitising a property object. */
+export interface SanitizeIssue {
+  /** Dotted path of the property, e.g. `cart.items.3`. */
+  path: string;
+  reason: string;
+}
+
+export interface SanitizeResult {
+  properties: Properties;
+  issues: SanitizeIssue[];
+  /** Upper-bound estimate of the serialised size, cheap to compute while walking. */
+  estimatedBytes: number;
+}
+
+/** Keys that would reach an object's prototype if copied carelessly downstream. */
+const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+const CIRCULAR = '[Circular]';
+
+class Walker {
+  readonly issues: SanitizeIssue[] = [];
+  bytes = 2;
+  private readonly ancestors = new Set<object>();
+
+  constructor(private readonly truncateQuietly: boolean) {}
+
+  object(input: object, path: string, depth: number): { [key: string]: JsonValue } {
+    const out: { [key: string]: JsonValue } = {};
+    let keys: string[];
+    try {
+      keys = Object.keys(input);
+    } catch (error) {
+      this.issue(path, `could not list keys (${describe(error)})`);
+      return out;
+    }
+    const limit = depth === 0 ? MIXPANEL_LIMITS.maxProperties : MIXPANEL_LIMITS.maxContainerEntries;
+    let kept = 0;
+    this.ancestors.add(input);
+    for (const key of keys) {
+      const childPath = path === '' ? key : `${path}.${key}`;
+      if (PROTOTYPE_KEYS.has(key)) {
+        this.issue(childPath, 'dropped: prototype key');
+        continue;
+      }
+      if (key.length === 0 || key.length > MIXPANEL_LIMITS.maxKeyLength) {
+        this.issue(
+          childPath.slice(0, 80),
+          `dropped: key must be 1-${MIXPANEL_LIMITS.maxKeyLength} characters`,
+        );
+        continue;
+      }
+      let raw: unknown;
+      try {
+        raw = (input as Record<string, unknown>)[key];
+      } catch (error) {
+        this.issue(childPath, `dropped: getter threw (${describe(error)})`);
+        continue;
+      }
+      const value = this.value(raw, childPath, depth + 1);
+      if (value === undefined) continue;
+      if (kept === limit) {
+        this.issue(path || '(root)', `dropped keys beyond the first ${limit}`);
+        break;
+      }
+      out[key] = value;
+      this.bytes += key.length + 4;
+      kept++;
+    }
+    this.ancestors.delete(input);
+    return out;
+  }
+
+  /** Returns the JSON-safe value, or `undefined` when the property is to be left out. */
+  value(raw: unknown, path: string, depth: number): JsonValue | undefined {
+    switch (typeof raw) {
+      case 'string':
+        return this.string(raw, path);
+      case 'number':
+        if (Number.isFinite(raw)) {
+          this.bytes += 24;
+          return raw;
+        }
+        this.issue(path, `replaced ${raw} with null`);
+        this.bytes += 4;
+        return null;
+      case 'boolean':
+        this.bytes += 5;
+        return raw;
+      case 'bigint':
+        return this.string(raw.toString(), path);
+      case 'undefined':
+        return undefined;
+      case 'function':
+      case 'symbol':
+        this.issue(path, `dropped: a ${typeof raw} is not serialisable`);
+        return undefined;
+    }
+    if (raw === null) {
+      this.bytes += 4;
+      return null;
+    }
+    const object = raw as object;
+    if (this.ancestors.has(object)) {
+      this.issue(path, 'replaced circular reference');
+      return this.string(CIRCULAR, path);
+    }
+    if (object instanceof Date) {
+      const time = object.getTime();
+      if (Number.isNaN(time)) {
+        this.issue(path, 'replaced invalid Date with null');
+        return null;
+      }
+      return this.string(object.toISOString(), path);
+    }
+    if (depth > MIXPANEL_LIMITS.maxDepth) {
+      this.issue(path, `dropped: nested deeper than ${MIXPANEL_LIMITS.maxDepth} levels`);
+      return undefined;
+    }
+    if (Array.isArray(object)) return this.list(object, path, depth);
+    if (object instanceof Set) return this.list([...object], path, depth);
+    if (object instanceof Map) {
+      return this.object(Object.fromEntries([...object].map(([k, v]) => [String(k), v])), path, depth);
+    }
+    const toJSON = (object as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') {
+      try {
+        return this.value(toJSON.call(object), path, depth);
+      } catch (error) {
+        this.issue(path, `dropped: toJSON threw (${describe(error)})`);
+        return undefined;
+      }
+    }
+    return this.object(object, path, depth);
+  }
+
+  private list(items: unknown[], path: string, depth: number): JsonValue[] {
+    const out: JsonValue[] = [];
+    this.ancestors.add(items);
+    const length = Math.min(items.length, MIXPANEL_LIMITS.maxContainerEntries);
+    if (items.length > length) this.issue(path, `dropped elements beyond the first ${length}`);
+    for (let i = 0; i < length; i++) {
+      const value = this.value(items[i], `${path}.${i}`, depth + 1);
+      out.push(value === undefined ? null : value);
+    }
+    this.ancestors.delete(items);
+    return out;
+  }
+
+  private string(raw: string, path: string): string {
+    let value = raw.isWellFormed() ? raw : raw.toWellFormed();
+    if (value !== raw) this.issue(path, 'replaced lone surrogates with U+FFFD');
+    if (value.length > MIXPANEL_LIMITS.maxStringLength) {
+      let end = MIXPANEL_LIMITS.maxStringLength;
+      // Never cut a surrogate pair in half.
+      if (/[\uD800-\uDBFF]/.test(value.charAt(end - 1))) end--;
+      value = value.slice(0, end);
+      if (!this.truncateQuietly) this.issue(path, `truncated to ${end} characters`);
+    }
+    this.bytes += value.length * 3 + 2;
+    return value;
+  }
+
+  issue(path: string, reason: string): void {
+    if (this.issues.length < 50) this.issues.push({ path, reason });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/**
+ * Turns app-supplied properties into what Mixpanel accepts, reporting every repair and drop:
+ * own enumerable keys only, no prototype keys, cycles replaced, BigInt as decimal strings, NaN and
+ * Infinity as null, Dates as ISO strings, functions and symbols dropped, Mixpanel's size, count and
+ * depth limits applied. Never throws, whatever the input.
+ */
+export function sanitizeProperties(
+  input: unknown,
+  options: { truncateQuietly?: boolean } = {},
+): SanitizeResult {
+  const walker = new Walker(options.truncateQuietly ?? false);
+  if (input === undefined || input === null) return { properties: {}, issues: [], estimatedBytes: 2 };
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    walker.issue(
+      '(root)',
+      `properties must be a plain object, got ${Array.isArray(input) ? 'array' : typeof input}`,
+    );
+    return { properties: {}, issues: walker.issues, estimatedBytes: 2 };
+  }
+  const properties = walker.object(input, '', 0);
+  for (const [key, value] of Object.entries(properties)) {
+    if (value === null || typeof value !== 'object') continue;
+    const size = JSON.stringify(value).length;
+    if (size > MIXPANEL_LIMITS.maxContainerBytes) {
+      delete properties[key];
+      walker.issue(key, `dropped: ${size} bytes exceeds the ${MIXPANEL_LIMITS.maxContainerBytes}-byte limit`);
+    }
+  }
+  return { properties, issues: walker.issues, estimatedBytes: walker.bytes };
+}
+
+/** Sanitises a single value (used for profile operations whose values are lists or numbers). */
+export function sanitizeValue(
+  input: unknown,
+  path: string,
+): { value: JsonValue | undefined; issues: SanitizeIssue[] } {
+  const walker = new Walker(false);
+  return { value: walker.value(input, path, 1), issues: walker.issues };
+}

@@ -1,0 +1,1 @@
+export { MemorySink } from '../sinks/memory-sink.js';
