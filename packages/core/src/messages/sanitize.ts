@@ -201,12 +201,3 @@ export function sanitizeProperties(
   }
   return { properties, issues: walker.issues, estimatedBytes: walker.bytes };
 }
-
-/** Sanitises a single value (used for profile operations whose values are lists or numbers). */
-export function sanitizeValue(
-  input: unknown,
-  path: string,
-): { value: JsonValue | undefined; issues: SanitizeIssue[] } {
-  const walker = new Walker(false);
-  return { value: walker.value(input, path, 1), issues: walker.issues };
-}

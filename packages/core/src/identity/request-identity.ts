@@ -1,0 +1,317 @@
+import type { CookieAttributes, CookieWrite } from '../cookie/cookie-header.js';
+import { DeviceCookieCodec } from '../cookie/device-cookie.js';
+import {
+  browserDeviceId,
+  type MixpanelBrowserState,
+  mixpanelBrowserCookieName,
+  parseMixpanelBrowserCookie,
+  seedMixpanelBrowserState,
+} from '../cookie/mixpanel-browser-cookie.js';
+import { IdstitchError } from '../errors.js';
+import { isPlaceholderId } from '../messages/validate.js';
+import type { ResolvedOptions } from '../options.js';
+import type { RequestPort } from '../request-port.js';
+import { isAcceptableDeviceId, newDeviceId } from './ids.js';
+import { type IdentityAction, type IdentityState, reconcileIdentity } from './reconcile.js';
+
+/** Who the visitor is right now. */
+export interface CurrentIdentity {
+  deviceId: string | undefined;
+  userId: string | undefined;
+}
+
+const MAX_USER_ID_LENGTH = 255;
+const OPT_OUT_VALUES = new Set(['1', 'true', 'yes']);
+
+/** Everything the identity scope needs that is shared across requests. */
+export interface IdentityContext<Req> {
+  options: ResolvedOptions<Req>;
+  codec: DeviceCookieCodec;
+}
+
+export function createIdentityContext<Req>(options: ResolvedOptions<Req>): IdentityContext<Req> {
+  return { options, codec: new DeviceCookieCodec(options.cookie.secrets) };
+}
+
+/**
+ * Turns what the resolver returned into a user ID, or undefined for anonymous. Numbers become strings;
+ * objects, placeholders and over-long values are refused with a report, because `req.user` instead of
+ * `req.user.id` is an easy mistake that would otherwise send "[object Object]".
+ */
+export function normalizeUserId(raw: unknown): { userId: string | undefined; problem?: string } {
+  if (raw === undefined || raw === null || raw === false || raw === '') return { userId: undefined };
+  if (typeof raw === 'number' && Number.isFinite(raw)) return { userId: String(raw) };
+  if (typeof raw === 'bigint') return { userId: raw.toString() };
+  if (typeof raw !== 'string') {
+    return {
+      userId: undefined,
+      problem: `resolveUserId returned a ${typeof raw}; return the user's ID (a string or number)`,
+    };
+  }
+  const userId = raw.trim();
+  if (
+    userId === '' ||
+    userId.length > MAX_USER_ID_LENGTH ||
+    isPlaceholderId(userId) ||
+    userId.startsWith('$device:')
+  ) {
+    return {
+      userId: undefined,
+      problem:
+        'resolveUserId returned an ID Mixpanel refuses (empty, a placeholder, too long or a $device: ID)',
+    };
+  }
+  return { userId };
+}
+
+/** One request's view of identity: reads the cookie once, reconciles lazily, writes the cookie once. */
+export class RequestIdentity<Req> {
+  readonly optedOut: boolean;
+  private state: IdentityState | undefined;
+  /** State as it arrived (after source precedence), to decide whether the cookie must be written. */
+  private readonly arrived: IdentityState | undefined;
+  private cookieNeedsWrite: boolean;
+  private browserState: MixpanelBrowserState | undefined;
+  private browserNeedsWrite = false;
+  private readonly browserDevice: string | undefined;
+  private readonly fromHeader: boolean;
+  private explicitUserId: string | undefined;
+  /** After an explicit reset, the session's user is treated as anonymous until it changes. */
+  private suppressedUserId: string | undefined;
+  private lastResolved: string | undefined | null = null;
+  private pending: IdentityAction[] = [];
+  private settled = false;
+
+  constructor(
+    private readonly context: IdentityContext<Req>,
+    private readonly port: RequestPort<Req>,
+  ) {
+    const { options } = context;
+    this.optedOut = this.readOptOut();
+    const cookie = this.optedOut ? undefined : this.readDeviceCookie();
+    this.cookieNeedsWrite = this.optedOut
+      ? port.cookies(options.cookie.name).length > 0
+      : (cookie?.stale ?? true);
+    let state = cookie?.state;
+    if (!this.optedOut && options.mixpanelBrowserCookie) {
+      const name = mixpanelBrowserCookieName(options.mixpanelBrowserCookie.token);
+      this.browserState = parseMixpanelBrowserCookie(port.cookies(name)[0]);
+      this.browserDevice = browserDeviceId(this.browserState);
+    }
+    const headerDevice = options.deviceIdHeader ? port.header(options.deviceIdHeader) : undefined;
+    this.fromHeader = !this.optedOut && isAcceptableDeviceId(headerDevice);
+    const sourced = this.fromHeader ? headerDevice : this.browserDevice;
+    if (sourced !== undefined && sourced !== state?.deviceId) {
+      // The link we remember belongs to another device; it says nothing about this one.
+      state = { deviceId: sourced as string, userTag: undefined };
+      this.cookieNeedsWrite = true;
+    }
+    this.state = state;
+    this.arrived = state;
+  }
+
+  /** Current identity, reconciling with the app's auth first. Returns the actions that reconciling produced. */
+  current(): { identity: CurrentIdentity; actions: IdentityAction[] } {
+    if (this.optedOut) return { identity: { deviceId: undefined, userId: undefined }, actions: [] };
+    const userId = this.explicitUserId ?? this.resolveUser();
+    if (userId !== this.lastResolved || this.state === undefined) {
+      this.lastResolved = userId;
+      this.apply(userId);
+    }
+    const actions = this.pending;
+    this.pending = [];
+    return { identity: { deviceId: this.state?.deviceId, userId }, actions };
+  }
+
+  /** The app said who the user is (signup before the session exists, a background identify). */
+  identify(userId: string): IdentityAction[] {
+    this.explicitUserId = userId;
+    this.suppressedUserId = undefined;
+    return this.current().actions;
+  }
+
+  /** Forget the device: a fresh device ID, anonymous until the signed-in user changes. */
+  reset(): IdentityAction[] {
+    if (this.optedOut) return [];
+    const before = this.current();
+    const previousDeviceId = this.state?.deviceId ?? newDeviceId();
+    const deviceId = newDeviceId();
+    this.state = { deviceId, userTag: undefined };
+    this.explicitUserId = undefined;
+    this.suppressedUserId = before.identity.userId;
+    this.lastResolved = undefined;
+    this.markDeviceChanged();
+    return [...before.actions, { type: 'reset', previousDeviceId, deviceId, reason: 'explicit' }];
+  }
+
+  /**
+   * Final reconcile and the cookies to write, once, just before the response headers go out. Later calls
+   * return nothing: at most one Set-Cookie per name per response.
+   */
+  settle(): { actions: IdentityAction[]; cookies: CookieWrite[] } {
+    if (this.settled) return { actions: [], cookies: [] };
+    const { actions } = this.current();
+    this.settled = true;
+    return { actions, cookies: this.cookieWrites() };
+  }
+
+  /** Client IP, path, referrer and user agent as the options allow. */
+  requestFacts(): Record<string, string> {
+    const { options } = this.context;
+    const facts: Record<string, string> = {};
+    if (options.requestProperties.path) facts.$pathname = stripQuery(this.port.path);
+    if (options.requestProperties.referrer) {
+      const referrer = this.port.header('referer');
+      if (referrer) facts.$referrer = stripQuery(referrer);
+    }
+    if (options.requestProperties.userAgent) {
+      const agent = this.port.header('user-agent');
+      if (agent) facts.$user_agent = agent;
+    }
+    return facts;
+  }
+
+  /** The client IP, only when the app opted in to geolocation. */
+  clientIp(): string | undefined {
+    return this.context.options.geolocate ? this.port.ip : undefined;
+  }
+
+  private apply(userId: string | undefined): void {
+    const { codec, options } = this.context;
+    const before = this.state;
+    const result = reconcileIdentity({
+      previous: this.state,
+      userId,
+      resetOnLogout: options.resetOnLogout,
+      isLinkedUser: (tag, id) => codec.isTagOf(tag, id, (before as IdentityState).deviceId),
+      tagUser: (id, deviceId) => codec.tagUser(id, deviceId),
+      newDeviceId,
+    });
+    this.state = result.state;
+    this.pending.push(...result.actions);
+    if (before?.deviceId !== result.state.deviceId) this.markDeviceChanged();
+  }
+
+  private markDeviceChanged(): void {
+    if (this.context.options.mixpanelBrowserCookie?.write && !this.fromHeader) this.browserNeedsWrite = true;
+  }
+
+  private resolveUser(): string | undefined {
+    let raw: unknown;
+    try {
+      raw = this.context.options.resolveUserId(this.port.request);
+    } catch (error) {
+      this.context.options.report(
+        new IdstitchError('resolver_failed', 'resolveUserId threw; keeping the previous identity', {
+          cause: error,
+        }),
+      );
+      // A failing resolver must not look like a logout and rotate the device.
+      return this.lastResolved ?? undefined;
+    }
+    const { userId, problem } = normalizeUserId(raw);
+    if (problem) this.context.options.report(new IdstitchError('invalid_id', problem));
+    if (userId !== undefined && userId === this.suppressedUserId) return undefined;
+    if (userId !== this.suppressedUserId) this.suppressedUserId = undefined;
+    return userId;
+  }
+
+  private readOptOut(): boolean {
+    const { consent } = this.context.options;
+    if (consent.globalPrivacyControl && this.port.header('sec-gpc')?.trim() === '1') return true;
+    if (consent.optOutCookie) {
+      const value = this.port.cookies(consent.optOutCookie)[0];
+      if (value !== undefined && OPT_OUT_VALUES.has(value.trim().toLowerCase())) return true;
+    }
+    if (consent.isOptedOut) {
+      try {
+        return consent.isOptedOut(this.port.request) === true;
+      } catch (error) {
+        // When consent cannot be established, do not track.
+        this.context.options.report(
+          new IdstitchError('hook_failed', 'consent.isOptedOut threw; treating the visitor as opted out', {
+            cause: error,
+          }),
+        );
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private readDeviceCookie(): { state: IdentityState; stale: boolean } | undefined {
+    const { codec, options } = this.context;
+    const values = this.port.cookies(options.cookie.name);
+    if (values.length === 0) return undefined;
+    if (values.length > 1) {
+      options.report(
+        new IdstitchError(
+          'duplicate_cookie',
+          `request carried ${values.length} "${options.cookie.name}" cookies; using the first that verifies`,
+          { details: { count: values.length } },
+        ),
+      );
+    }
+    let rejection: string | undefined;
+    for (const value of values) {
+      const decoded = codec.decode(value);
+      // Several values mean one was planted: rewrite ours so the browser keeps a single good one.
+      if (decoded.ok) return { state: decoded.state, stale: decoded.stale || values.length > 1 };
+      rejection ??= decoded.reason;
+    }
+    options.report(
+      new IdstitchError(
+        rejection === 'tampered' ? 'tampered_cookie' : 'invalid_cookie',
+        `device cookie rejected (${rejection}); a new device ID was issued`,
+        {
+          details: { reason: rejection },
+        },
+      ),
+    );
+    return undefined;
+  }
+
+  private cookieWrites(): CookieWrite[] {
+    const { options, codec } = this.context;
+    const attributes: CookieAttributes = {
+      path: options.cookie.path,
+      domain: options.cookie.domain,
+      maxAge: options.cookie.maxAge,
+      httpOnly: options.cookie.httpOnly,
+      secure: options.cookie.secure === 'auto' ? this.port.secure : options.cookie.secure,
+      sameSite: options.cookie.sameSite,
+    };
+    if (this.optedOut) {
+      return this.cookieNeedsWrite
+        ? [{ name: options.cookie.name, value: '', attributes: { ...attributes, maxAge: 0 } }]
+        : [];
+    }
+    const writes: CookieWrite[] = [];
+    const state = this.state;
+    if (state === undefined) return writes;
+    if (
+      this.cookieNeedsWrite ||
+      state.deviceId !== this.arrived?.deviceId ||
+      state.userTag !== this.arrived?.userTag
+    ) {
+      writes.push({ name: options.cookie.name, value: codec.encode(state), attributes });
+    }
+    const browser = options.mixpanelBrowserCookie;
+    if (
+      browser?.write &&
+      (this.browserNeedsWrite || (this.browserDevice === undefined && !this.fromHeader))
+    ) {
+      writes.push({
+        name: mixpanelBrowserCookieName(browser.token),
+        value: seedMixpanelBrowserState(this.browserState, state.deviceId),
+        attributes: { ...attributes, domain: browser.domain, httpOnly: false },
+      });
+    }
+    return writes;
+  }
+}
+
+function stripQuery(url: string): string {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}

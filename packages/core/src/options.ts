@@ -1,0 +1,474 @@
+import { IdstitchError, IdstitchOptionsError } from './errors.js';
+import type { IdentityStore } from './identity/identity-store.js';
+import { MemoryIdentityStore } from './identity/identity-store.js';
+import { RESERVED_EVENT_NAMES } from './messages/limits.js';
+import { sanitizeProperties } from './messages/sanitize.js';
+import type { Properties, Sink } from './messages/types.js';
+import { ConsoleSink } from './sinks/console-sink.js';
+
+/** Which of Mixpanel's ID Merge APIs the project uses (Project Settings → Identity Merge). */
+export type IdMergeMode = 'simplified' | 'original';
+
+/** The anonymous device-ID cookie. */
+export interface DeviceCookieOptions {
+  /** Cookie name. Default `idstitch_device`. */
+  name?: string;
+  /**
+   * Secret for HMAC-SHA256 signing. With a secret, tampered or unsigned values are treated as absent.
+   * Strongly recommended in production (idstitch warns without one). At least 16 characters.
+   */
+  secret?: string;
+  /** Several secrets for rotation: sign with the first, accept any. Use instead of `secret`. */
+  secrets?: readonly string[];
+  /** Cookie domain, e.g. `.example.com` to share across subdomains. Default: host-only. */
+  domain?: string;
+  /** `true`, `false`, or `'auto'` (Secure when the request arrived over HTTPS). Default `'auto'`. */
+  secure?: boolean | 'auto';
+  /** Lifetime in **seconds**. Default one year; at most 400 days (browsers cap there). */
+  maxAge?: number;
+  /** Default `true`: page scripts cannot read the device ID. */
+  httpOnly?: boolean;
+  /** Default `'lax'`. */
+  sameSite?: 'lax' | 'strict' | 'none';
+}
+
+/** Sharing the device ID with mixpanel-browser through its own persistence cookie. Off unless given. */
+export interface MixpanelBrowserCookieOptions {
+  /** The project token, which names the cookie `mp_<token>_mixpanel`. */
+  token: string;
+  /**
+   * Also write that cookie (same name, URI-encoded JSON, not HttpOnly, unknown keys kept) when the server
+   * mints or resets the device ID, so the browser SDK adopts it and a server-side reset reaches the browser.
+   * Default `false`: read only.
+   */
+  write?: boolean;
+  /** Must equal the SDK's cookie domain (`.example.com` with its default `cross_subdomain_cookie`). */
+  domain?: string;
+}
+
+/** Request facts stamped on every event. */
+export interface RequestPropertiesOptions {
+  /** `$pathname`: the request path without its query string. Default `true`. */
+  path?: boolean;
+  /** `$referrer`, without its query string or fragment. Default `true`. */
+  referrer?: boolean;
+  /** `$user_agent`. Default `true`. */
+  userAgent?: boolean;
+}
+
+/** When a visitor has opted out, idstitch sends nothing about them and sets no tracking cookie. */
+export interface ConsentOptions<Req> {
+  /** Honour the `Sec-GPC: 1` header (Global Privacy Control). Default `true`. */
+  globalPrivacyControl?: boolean;
+  /** A cookie whose value `1`/`true` opts the visitor out. Default `idstitch_optout`; `false` to ignore. */
+  optOutCookie?: string | false;
+  /** Your own consent check, consulted after the two above. */
+  isOptedOut?: (request: Req) => boolean;
+}
+
+/** Receives log lines; never given secrets or cookie values. */
+export interface IdstitchLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Options of every idstitch adapter. Each default is documented on its field and applied in one place. */
+export interface IdstitchOptions<Req = unknown> {
+  /** Where messages go. Default: a `ConsoleSink` (development); use `MixpanelSink` in production. */
+  sink?: Sink;
+  /** Default `'simplified'`. */
+  idMerge?: IdMergeMode;
+  /**
+   * Rotate the device ID when a signed-in user signs out. Default `true` in simplified mode and `false` in
+   * original mode, where frequent resets fill Mixpanel's 500-ID cluster limit.
+   */
+  resetOnLogout?: boolean;
+  /** Reads the signed-in user's ID from the request; re-evaluated on every call. Default: the adapter's. */
+  resolveUserId?: (request: Req) => unknown;
+  cookie?: DeviceCookieOptions;
+  /**
+   * Name of the ordinary event that links a device to a user in simplified mode. Default `Identified`.
+   * Never `$identify`, `$create_alias` or `$merge`, which Simplified projects ignore for merging.
+   */
+  identifyEventName?: string;
+  /** Properties added to every event of the app. */
+  superProperties?: Record<string, unknown>;
+  requestProperties?: RequestPropertiesOptions;
+  /** Send the client IP (as the framework resolves it) so Mixpanel geolocates events. Default `false`. */
+  geolocate?: boolean;
+  consent?: ConsentOptions<Req>;
+  mixpanelBrowserCookie?: MixpanelBrowserCookieOptions;
+  /** Header carrying a native app's device ID (for example `x-device-id`). Default: none. */
+  deviceIdHeader?: string;
+  /** Where anonymous profile updates wait for identify. Default: a bounded in-memory store. */
+  identityStore?: IdentityStore;
+  /**
+   * Profile updates made while anonymous: `'hold'` them until identify (Mixpanel's advice) or `'send'` them to
+   * the device's profile now. Default `'hold'`.
+   */
+  anonymousProfileUpdates?: 'hold' | 'send';
+  /** Told about every fault idstitch handled instead of throwing. Default: a throttled logger warning. */
+  onError?: (error: IdstitchError) => void;
+  /** Default: `console`. */
+  logger?: IdstitchLogger;
+}
+
+/** Defaults an adapter supplies for its framework. */
+export interface AdapterDefaults<Req> {
+  resolveUserId: (request: Req) => unknown;
+}
+
+/** {@link IdstitchOptions} with every default applied and every value checked. */
+export interface ResolvedOptions<Req> {
+  sink: Sink;
+  idMerge: IdMergeMode;
+  resetOnLogout: boolean;
+  resolveUserId: (request: Req) => unknown;
+  cookie: Required<Omit<DeviceCookieOptions, 'secret' | 'secrets' | 'domain'>> & {
+    secrets: readonly string[];
+    domain: string | undefined;
+    path: '/';
+  };
+  identifyEventName: string;
+  superProperties: Properties;
+  requestProperties: Required<RequestPropertiesOptions>;
+  geolocate: boolean;
+  consent: {
+    globalPrivacyControl: boolean;
+    optOutCookie: string | false;
+    isOptedOut: ((request: Req) => boolean) | undefined;
+  };
+  mixpanelBrowserCookie:
+    | (Required<Omit<MixpanelBrowserCookieOptions, 'domain'>> & { domain?: string })
+    | undefined;
+  deviceIdHeader: string | undefined;
+  identityStore: IdentityStore;
+  anonymousProfileUpdates: 'hold' | 'send';
+  report: (error: IdstitchError) => void;
+  logger: IdstitchLogger;
+}
+
+const ONE_YEAR_SECONDS = 365 * 24 * 60 * 60;
+const MAX_COOKIE_AGE_SECONDS = 400 * 24 * 60 * 60;
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const DOMAIN = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+
+function fail(option: string, problem: string, fix: string): never {
+  throw new IdstitchOptionsError(option, problem, fix);
+}
+
+function optionalFunction(value: unknown, option: string): void {
+  if (value !== undefined && typeof value !== 'function')
+    fail(option, `must be a function, got ${typeof value}`, 'Pass a function or leave it out.');
+}
+
+function optionalBoolean(value: unknown, option: string): void {
+  if (value !== undefined && typeof value !== 'boolean')
+    fail(option, `must be true or false, got ${typeof value}`, 'Pass a boolean or leave it out.');
+}
+
+function resolveSecrets(cookie: DeviceCookieOptions): readonly string[] {
+  if (cookie.secret !== undefined && cookie.secrets !== undefined) {
+    fail(
+      'cookie.secrets',
+      'cannot be combined with `cookie.secret`',
+      'Use `secrets: [newSecret, oldSecret]` alone.',
+    );
+  }
+  const secrets = cookie.secrets ?? (cookie.secret === undefined ? [] : [cookie.secret]);
+  if (!Array.isArray(secrets) || (cookie.secrets !== undefined && secrets.length === 0)) {
+    fail(
+      'cookie.secrets',
+      'must be a non-empty array of strings',
+      'Pass `secrets: [currentSecret, ...retiredSecrets]`.',
+    );
+  }
+  secrets.forEach((secret, i) => {
+    const option = cookie.secrets ? `cookie.secrets[${i}]` : 'cookie.secret';
+    if (typeof secret !== 'string' || secret.length < 16) {
+      fail(
+        option,
+        'must be a string of at least 16 characters',
+        'Generate one with `openssl rand -base64 32` and load it from the environment.',
+      );
+    }
+  });
+  return Object.freeze([...secrets]);
+}
+
+function resolveCookie(cookie: DeviceCookieOptions | undefined): ResolvedOptions<unknown>['cookie'] {
+  if (cookie !== undefined && (cookie === null || typeof cookie !== 'object')) {
+    fail(
+      'cookie',
+      'must be an object',
+      'Pass `cookie: { secret: process.env.IDSTITCH_SECRET }` or leave it out.',
+    );
+  }
+  const options = cookie ?? {};
+  const name = options.name ?? 'idstitch_device';
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
+    fail(
+      'cookie.name',
+      "must be a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)",
+      'Use a name such as `idstitch_device`.',
+    );
+  }
+  const maxAge = options.maxAge ?? ONE_YEAR_SECONDS;
+  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge <= 0) {
+    fail(
+      'cookie.maxAge',
+      `must be a positive whole number of seconds, got ${String(maxAge)}`,
+      'Pass for example `60 * 60 * 24 * 365`.',
+    );
+  }
+  if (maxAge > MAX_COOKIE_AGE_SECONDS) {
+    fail(
+      'cookie.maxAge',
+      `is ${maxAge} seconds, over the 400-day cap browsers enforce (${MAX_COOKIE_AGE_SECONDS})`,
+      'It is in seconds, not milliseconds: divide by 1000 or pass at most 400 days.',
+    );
+  }
+  if (options.domain !== undefined && (typeof options.domain !== 'string' || !DOMAIN.test(options.domain))) {
+    fail(
+      'cookie.domain',
+      'must be a domain name such as `.example.com`',
+      'Fix the value or leave it out for a host-only cookie.',
+    );
+  }
+  const secure = options.secure ?? 'auto';
+  if (secure !== true && secure !== false && secure !== 'auto') {
+    fail(
+      'cookie.secure',
+      `must be true, false or 'auto', got ${String(secure)}`,
+      "Use 'auto' to follow the request's protocol.",
+    );
+  }
+  optionalBoolean(options.httpOnly, 'cookie.httpOnly');
+  const sameSite = options.sameSite ?? 'lax';
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    fail(
+      'cookie.sameSite',
+      `must be 'lax', 'strict' or 'none', got ${String(sameSite)}`,
+      "Use 'lax' unless you embed the app cross-site.",
+    );
+  }
+  if (sameSite === 'none' && secure === false) {
+    fail(
+      'cookie.sameSite',
+      "is 'none', which browsers accept only on Secure cookies",
+      "Set `cookie.secure` to true or 'auto', or use sameSite 'lax'.",
+    );
+  }
+  return {
+    name,
+    secrets: resolveSecrets(options),
+    domain: options.domain,
+    secure,
+    maxAge,
+    httpOnly: options.httpOnly ?? true,
+    sameSite,
+    path: '/',
+  };
+}
+
+/** Logs each error code at most once per window, with a count of what was suppressed. */
+function throttledReporter(logger: IdstitchLogger, windowMs = 10_000): (error: IdstitchError) => void {
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
+  return (error) => {
+    const now = Date.now();
+    const entry = lastLogged.get(error.code);
+    if (entry && now - entry.at < windowMs) {
+      entry.suppressed++;
+      return;
+    }
+    const suffix = entry?.suppressed ? ` (${entry.suppressed} more like it suppressed)` : '';
+    lastLogged.set(error.code, { at: now, suppressed: 0 });
+    logger.warn(`${error.message} [${error.code}]${suffix}`);
+  };
+}
+
+/** A hook's own failure is logged, never thrown into the request. */
+function safeReporter(
+  onError: (error: IdstitchError) => void,
+  logger: IdstitchLogger,
+): (error: IdstitchError) => void {
+  return (error) => {
+    try {
+      onError(error);
+    } catch (hookError) {
+      logger.error(
+        `idstitch: the onError hook threw (${hookError instanceof Error ? hookError.message : String(hookError)}) while reporting: ${error.message}`,
+      );
+    }
+  };
+}
+
+/**
+ * Applies defaults and validates every option once, at start-up. Throws {@link IdstitchOptionsError} naming
+ * the option and the fix.
+ */
+export function resolveOptions<Req>(
+  options: IdstitchOptions<Req> | undefined,
+  defaults: AdapterDefaults<Req>,
+): ResolvedOptions<Req> {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    fail('options', 'must be an object', 'Call the middleware factory with `{ ... }` or no argument.');
+  }
+  const o = options ?? {};
+  const idMerge = o.idMerge ?? 'simplified';
+  if (idMerge !== 'simplified' && idMerge !== 'original') {
+    fail(
+      'idMerge',
+      `must be 'simplified' or 'original', got ${String(idMerge)}`,
+      'Check Project Settings → Identity Merge in Mixpanel.',
+    );
+  }
+  optionalBoolean(o.resetOnLogout, 'resetOnLogout');
+  optionalBoolean(o.geolocate, 'geolocate');
+  optionalFunction(o.resolveUserId, 'resolveUserId');
+  optionalFunction(o.onError, 'onError');
+  const logger = o.logger ?? console;
+  if (typeof logger?.warn !== 'function' || typeof logger.error !== 'function') {
+    fail(
+      'logger',
+      'must have warn and error methods',
+      'Pass `console`, a pino/winston logger, or leave it out.',
+    );
+  }
+  const sink = o.sink ?? new ConsoleSink();
+  if (
+    typeof sink?.write !== 'function' ||
+    typeof sink.flush !== 'function' ||
+    typeof sink.close !== 'function'
+  ) {
+    fail(
+      'sink',
+      'must implement write, flush and close',
+      'Pass a MixpanelSink, LocalSink, MemorySink or your own Sink.',
+    );
+  }
+  const identifyEventName = o.identifyEventName ?? 'Identified';
+  if (
+    typeof identifyEventName !== 'string' ||
+    identifyEventName.trim() === '' ||
+    identifyEventName.length > 255
+  ) {
+    fail(
+      'identifyEventName',
+      'must be a non-empty string of at most 255 characters',
+      'Use a name such as `Identified`.',
+    );
+  }
+  if (RESERVED_EVENT_NAMES.has(identifyEventName)) {
+    fail(
+      'identifyEventName',
+      `is ${identifyEventName}, which Simplified ID Merge ignores for merging`,
+      'Use an ordinary event name such as `Identified`.',
+    );
+  }
+  const superProperties = sanitizeProperties(o.superProperties);
+  if (superProperties.issues.length > 0) {
+    const first = superProperties.issues[0]!;
+    fail(`superProperties.${first.path}`, first.reason, 'Pass plain JSON-compatible values.');
+  }
+  const request = o.requestProperties ?? {};
+  optionalBoolean(request.path, 'requestProperties.path');
+  optionalBoolean(request.referrer, 'requestProperties.referrer');
+  optionalBoolean(request.userAgent, 'requestProperties.userAgent');
+  const consent = o.consent ?? {};
+  optionalBoolean(consent.globalPrivacyControl, 'consent.globalPrivacyControl');
+  optionalFunction(consent.isOptedOut, 'consent.isOptedOut');
+  const optOutCookie = consent.optOutCookie ?? 'idstitch_optout';
+  if (optOutCookie !== false && (typeof optOutCookie !== 'string' || !COOKIE_NAME.test(optOutCookie))) {
+    fail('consent.optOutCookie', 'must be a cookie name or false', 'Use for example `idstitch_optout`.');
+  }
+  let mixpanelBrowserCookie: ResolvedOptions<Req>['mixpanelBrowserCookie'];
+  if (o.mixpanelBrowserCookie !== undefined) {
+    const browser = o.mixpanelBrowserCookie;
+    if (typeof browser?.token !== 'string' || !TOKEN.test(browser.token)) {
+      fail(
+        'mixpanelBrowserCookie.token',
+        'must be your Mixpanel project token',
+        'Copy it from Project Settings → Access Keys.',
+      );
+    }
+    optionalBoolean(browser.write, 'mixpanelBrowserCookie.write');
+    if (
+      browser.domain !== undefined &&
+      (typeof browser.domain !== 'string' || !DOMAIN.test(browser.domain))
+    ) {
+      fail(
+        'mixpanelBrowserCookie.domain',
+        'must be a domain name such as `.example.com`',
+        'Use the same domain mixpanel-browser writes its cookie for.',
+      );
+    }
+    mixpanelBrowserCookie = { token: browser.token, write: browser.write ?? false, domain: browser.domain };
+  }
+  if (
+    o.deviceIdHeader !== undefined &&
+    (typeof o.deviceIdHeader !== 'string' || !HEADER_NAME.test(o.deviceIdHeader))
+  ) {
+    fail('deviceIdHeader', 'must be an HTTP header name', 'Use for example `x-device-id`.');
+  }
+  const anonymousProfileUpdates = o.anonymousProfileUpdates ?? 'hold';
+  if (anonymousProfileUpdates !== 'hold' && anonymousProfileUpdates !== 'send') {
+    fail(
+      'anonymousProfileUpdates',
+      `must be 'hold' or 'send', got ${String(anonymousProfileUpdates)}`,
+      "Use 'hold' to follow Mixpanel's advice.",
+    );
+  }
+  const cookie = resolveCookie(o.cookie);
+  if (cookie.secrets.length === 0 && process.env.NODE_ENV === 'production') {
+    logger.warn('idstitch: no cookie secret configured; device cookies can be forged. Set `cookie.secret`.');
+  }
+  const report = safeReporter(o.onError ?? throttledReporter(logger), logger);
+  const identityStore =
+    o.identityStore ??
+    new MemoryIdentityStore({
+      onDrop: (_deviceId, count, reason) =>
+        report(
+          new IdstitchError(
+            'held_updates_dropped',
+            `dropped ${count} held anonymous profile update(s): ${reason}`,
+            { details: { count, reason } },
+          ),
+        ),
+    });
+  if (typeof identityStore?.hold !== 'function' || typeof identityStore.take !== 'function') {
+    fail(
+      'identityStore',
+      'must implement hold and take',
+      'Pass a MemoryIdentityStore, RedisIdentityStore or your own IdentityStore.',
+    );
+  }
+  return {
+    sink,
+    idMerge,
+    resetOnLogout: o.resetOnLogout ?? idMerge === 'simplified',
+    resolveUserId: o.resolveUserId ?? defaults.resolveUserId,
+    cookie,
+    identifyEventName,
+    superProperties: superProperties.properties,
+    requestProperties: {
+      path: request.path ?? true,
+      referrer: request.referrer ?? true,
+      userAgent: request.userAgent ?? true,
+    },
+    geolocate: o.geolocate ?? false,
+    consent: {
+      globalPrivacyControl: consent.globalPrivacyControl ?? true,
+      optOutCookie,
+      isOptedOut: consent.isOptedOut,
+    },
+    mixpanelBrowserCookie,
+    deviceIdHeader: o.deviceIdHeader?.toLowerCase(),
+    identityStore,
+    anonymousProfileUpdates,
+    report,
+    logger,
+  };
+}

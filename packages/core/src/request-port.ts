@@ -1,0 +1,18 @@
+/**
+ * The one shape the core reads requests through. Each adapter maps its framework's request onto it;
+ * nothing else about the framework reaches the core.
+ */
+export interface RequestPort<Req = unknown> {
+  /** The framework's own request object, handed to `resolveUserId` and `consent.isOptedOut`. */
+  readonly request: Req;
+  /** Every value of cookie `name`, in header order (duplicates included, already verified by the framework if it signs cookies). */
+  cookies(name: string): string[];
+  /** A request header by lower-case name; the first value when repeated. */
+  header(name: string): string | undefined;
+  /** True when the request arrived over HTTPS, as the framework judges it (trust-proxy aware). */
+  readonly secure: boolean;
+  /** The client IP as the framework resolves it (trust-proxy aware). */
+  readonly ip: string | undefined;
+  /** Request path, query string included or not: the core strips it. */
+  readonly path: string;
+}
