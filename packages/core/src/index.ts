@@ -1,5 +1,26 @@
+export type { CookieAttributes, CookieWrite } from './cookie/cookie-header.js';
+export type { DecodedDeviceCookie, DeviceCookieRejection } from './cookie/device-cookie.js';
+export { DeviceCookieCodec } from './cookie/device-cookie.js';
 export type { IdstitchErrorCode } from './errors.js';
 export { IdstitchError, IdstitchOptionsError } from './errors.js';
+export type {
+  HeldProfileUpdate,
+  IdentityStore,
+  MemoryIdentityStoreOptions,
+} from './identity/identity-store.js';
+export { MemoryIdentityStore } from './identity/identity-store.js';
+export { isUuidV4, newDeviceId } from './identity/ids.js';
+export type {
+  IdentityAction,
+  IdentityState,
+  IdentityTransition,
+  ReconcileInput,
+  ReconcileResult,
+} from './identity/reconcile.js';
+export { reconcileIdentity } from './identity/reconcile.js';
+export type { CurrentIdentity } from './identity/request-identity.js';
+export type { RequestScope } from './idstitch.js';
+export { createIdstitch, Idstitch } from './idstitch.js';
 export { INVALID_ID_VALUES, MIXPANEL_LIMITS, RESERVED_EVENT_NAMES } from './messages/limits.js';
 export type { SanitizeIssue, SanitizeResult } from './messages/sanitize.js';
 export { sanitizeProperties } from './messages/sanitize.js';
@@ -23,6 +44,20 @@ export {
   validateMessage,
   validateProfileUpdate,
 } from './messages/validate.js';
+export type {
+  AdapterDefaults,
+  ConsentOptions,
+  DeviceCookieOptions,
+  IdMergeMode,
+  IdstitchLogger,
+  IdstitchOptions,
+  MixpanelBrowserCookieOptions,
+  RequestPropertiesOptions,
+  ResolvedOptions,
+} from './options.js';
+export type { RequestPort } from './request-port.js';
 export type { ConsoleSinkOptions } from './sinks/console-sink.js';
 export { ConsoleSink } from './sinks/console-sink.js';
 export { MemorySink } from './sinks/memory-sink.js';
+export type { PeopleOperations, PropertyInput, Tracker } from './tracker/types.js';
+export { LIB_VERSION } from './version.js';
