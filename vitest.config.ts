@@ -1,13 +1,15 @@
 import swc from 'unplugin-swc';
+import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
-// SWC instead of esbuild: NestJS relies on decorator metadata, which esbuild drops.
-const sourceConditions = ['@idstitch/source', 'node', 'import', 'module', 'default'];
+// Workspace packages resolve to their TypeScript sources, so tests need no build.
+const source = '@idstitch/source';
 
 export default defineConfig({
+  // SWC instead of esbuild: NestJS relies on decorator metadata, which esbuild drops.
   plugins: [swc.vite({ module: { type: 'es6' } })],
-  resolve: { conditions: sourceConditions },
-  ssr: { resolve: { conditions: sourceConditions, externalConditions: ['node'] } },
+  resolve: { conditions: [source, ...defaultClientConditions] },
+  ssr: { resolve: { conditions: [source, ...defaultServerConditions] } },
   test: {
     include: [
       'packages/*/src/**/*.test.ts',

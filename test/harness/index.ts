@@ -1,0 +1,5 @@
+import { expressHarness } from './express.js';
+import type { AdapterHarness } from './types.js';
+
+/** Every adapter the shared journey and behaviour tests run against. */
+export const harnesses: AdapterHarness[] = [expressHarness];
