@@ -22,6 +22,7 @@ export interface CurrentIdentity {
 
 const MAX_USER_ID_LENGTH = 255;
 const OPT_OUT_VALUES = new Set(['1', 'true', 'yes']);
+const RESOLVER_FAILED = Symbol('resolver failed');
 
 /** Everything the identity scope needs that is shared across requests. */
 export interface IdentityContext<Req> {
@@ -113,7 +114,15 @@ export class RequestIdentity<Req> {
   /** Current identity, reconciling with the app's auth first. Returns the actions that reconciling produced. */
   current(): { identity: CurrentIdentity; actions: IdentityAction[] } {
     if (this.optedOut) return { identity: { deviceId: undefined, userId: undefined }, actions: [] };
-    const userId = this.explicitUserId ?? this.resolveUser();
+    const resolved = this.explicitUserId ?? this.resolveUser();
+    if (resolved === RESOLVER_FAILED) {
+      // We cannot tell whether the user changed: keep the state as it is rather than guess a logout.
+      if (this.state === undefined) this.apply(undefined);
+      const actions = this.pending;
+      this.pending = [];
+      return { identity: { deviceId: this.state?.deviceId, userId: undefined }, actions };
+    }
+    const userId = resolved;
     if (userId !== this.lastResolved || this.state === undefined) {
       this.lastResolved = userId;
       this.apply(userId);
@@ -196,7 +205,7 @@ export class RequestIdentity<Req> {
     if (this.context.options.mixpanelBrowserCookie?.write && !this.fromHeader) this.browserNeedsWrite = true;
   }
 
-  private resolveUser(): string | undefined {
+  private resolveUser(): string | undefined | typeof RESOLVER_FAILED {
     let raw: unknown;
     try {
       raw = this.context.options.resolveUserId(this.port.request);
@@ -207,7 +216,7 @@ export class RequestIdentity<Req> {
         }),
       );
       // A failing resolver must not look like a logout and rotate the device.
-      return this.lastResolved ?? undefined;
+      return this.lastResolved === null ? RESOLVER_FAILED : this.lastResolved;
     }
     const { userId, problem } = normalizeUserId(raw);
     if (problem) this.context.options.report(new IdstitchError('invalid_id', problem));

@@ -80,7 +80,8 @@ class Walker {
       case 'number':
         if (Number.isFinite(raw)) {
           this.bytes += 24;
-          return raw;
+          // JSON has no negative zero; normalise so what we report is what is sent.
+          return raw === 0 ? 0 : raw;
         }
         this.issue(path, `replaced ${raw} with null`);
         this.bytes += 4;
@@ -119,10 +120,7 @@ class Walker {
       return undefined;
     }
     if (Array.isArray(object)) return this.list(object, path, depth);
-    if (object instanceof Set) return this.list([...object], path, depth);
-    if (object instanceof Map) {
-      return this.object(Object.fromEntries([...object].map(([k, v]) => [String(k), v])), path, depth);
-    }
+    if (object instanceof Set || object instanceof Map) return this.collection(object, path, depth);
     const toJSON = (object as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function') {
       try {
@@ -133,6 +131,34 @@ class Walker {
       }
     }
     return this.object(object, path, depth);
+  }
+
+  /** Sets become lists; Maps become objects keyed by their primitive keys (others are dropped). */
+  private collection(
+    object: Set<unknown> | Map<unknown, unknown>,
+    path: string,
+    depth: number,
+  ): JsonValue | undefined {
+    try {
+      if (object instanceof Set) return this.list([...object], path, depth);
+      const entries: [string, unknown][] = [];
+      for (const [key, value] of object) {
+        if (
+          typeof key === 'string' ||
+          typeof key === 'number' ||
+          typeof key === 'boolean' ||
+          typeof key === 'bigint'
+        ) {
+          entries.push([String(key), value]);
+        } else {
+          this.issue(path, `dropped a Map entry whose key is a ${key === null ? 'null' : typeof key}`);
+        }
+      }
+      return this.object(Object.fromEntries(entries), path, depth);
+    } catch (error) {
+      this.issue(path, `dropped: could not read the collection (${describe(error)})`);
+      return undefined;
+    }
   }
 
   private list(items: unknown[], path: string, depth: number): JsonValue[] {

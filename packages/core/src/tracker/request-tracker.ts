@@ -97,9 +97,11 @@ export class RequestTracker<Req> implements Tracker {
       }
       this.perform(this.scope.identify(normalized.userId));
       if (traits === undefined) return;
-      const { company, ...userTraits } = (traits ?? {}) as PropertyInput & { company?: unknown };
+      const sanitized = sanitizeProperties(traits);
+      this.reportIssues(sanitized.issues, { method: 'identify' });
+      const { company, ...userTraits } = sanitized.properties;
       if (company !== null && typeof company === 'object' && !Array.isArray(company)) {
-        const { id, ...companyTraits } = company as PropertyInput & { id?: unknown };
+        const { id, ...companyTraits } = company;
         if (typeof id === 'string' || typeof id === 'number') this.group('company', id, companyTraits);
         else
           this.invalid('invalid_property', 'traits.company needs an id (string or number) to become a group');
