@@ -1,0 +1,148 @@
+import { IdstitchOptionsError, MemorySink } from '@idstitch/core';
+import cookieSession from 'cookie-session';
+import express, { type Request } from 'express';
+import passport from 'passport';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { getTracker, idstitch, tryGetTracker } from '../src/index.js';
+
+const SECRET = 'express-test-secret-012345';
+
+function app(
+  configure: (app: express.Express, sink: MemorySink) => void,
+  options: Parameters<typeof idstitch>[0] = {},
+) {
+  const sink = new MemorySink();
+  const application = express();
+  configure(application, sink);
+  return { application, sink, options: { sink, cookie: { secret: SECRET }, ...options } };
+}
+
+describe('@idstitch/express', () => {
+  it('validates options when the middleware is created', () => {
+    expect(() => idstitch({ cookie: { maxAge: 365 * 24 * 3600 * 1000 } })).toThrow(IdstitchOptionsError);
+    expect(() => idstitch({ cookie: { maxAge: 365 * 24 * 3600 * 1000 } })).toThrow(
+      /cookie\.maxAge.*not milliseconds/,
+    );
+  });
+
+  it('marks the cookie Secure and takes the client IP through a trusted proxy', async () => {
+    const { application, sink, options } = app(() => {}, { geolocate: true });
+    application.set('trust proxy', true);
+    application.use(idstitch(options));
+    application.get('/', (req, res) => {
+      req.tracker.track('Home');
+      res.end();
+    });
+    const response = await request(application)
+      .get('/')
+      .set('X-Forwarded-Proto', 'https')
+      .set('X-Forwarded-For', '203.0.113.50');
+    expect(response.headers['set-cookie']?.[0]).toMatch(/; Secure/);
+    expect(sink.events[0]!.properties.ip).toBe('203.0.113.50');
+  });
+
+  it('does not trust X-Forwarded-For unless Express does', async () => {
+    const { application, sink, options } = app(() => {}, { geolocate: true });
+    application.use(idstitch(options));
+    application.get('/', (req, res) => {
+      req.tracker.track('Home');
+      res.end();
+    });
+    await request(application).get('/').set('X-Forwarded-For', '203.0.113.50');
+    expect(sink.events[0]!.properties.ip).not.toBe('203.0.113.50');
+  });
+
+  it("keeps the app's own cookies alongside its device cookie", async () => {
+    const { application, options } = app(() => {});
+    application.use(idstitch(options));
+    application.get('/', (_req, res) => {
+      res.cookie('theme', 'dark');
+      res.end();
+    });
+    const cookies = (await request(application).get('/')).headers['set-cookie'] as unknown as string[];
+    expect(cookies.map((line) => line.split('=')[0]).sort()).toEqual(['idstitch_device', 'theme']);
+  });
+
+  it('sees passport req.login and req.logout inside one handler', async () => {
+    const { application, sink, options } = app((application) => {
+      application.use(cookieSession({ secret: 'cookie-session-secret', name: 'sess' }));
+      // cookie-session lacks the regenerate/save that passport 0.7 calls on login and logout.
+      application.use((req, _res, next) => {
+        const session = req.session as unknown as Record<string, unknown>;
+        session.regenerate ??= (done: () => void) => done();
+        session.save ??= (done: () => void) => done();
+        next();
+      });
+      passport.serializeUser<{ id: string }>((user, done) => done(null, user.id));
+      passport.deserializeUser<string>((id, done) => done(null, { id }));
+      application.use(passport.session());
+    });
+    application.use(idstitch(options));
+    application.post('/login-and-out', (req, res, next) => {
+      req.tracker.track('anonymous');
+      req.login({ id: 'u-passport' }, (error) => {
+        if (error) return next(error);
+        req.tracker.track('signed in');
+        req.logout((logoutError) => {
+          if (logoutError) return next(logoutError);
+          req.tracker.track('signed out');
+          res.end();
+        });
+      });
+    });
+    await request(application).post('/login-and-out').expect(200);
+    expect(sink.events.map((event) => [event.event, event.properties.$user_id ?? null])).toEqual([
+      ['anonymous', null],
+      ['Identified', 'u-passport'],
+      ['signed in', 'u-passport'],
+      ['signed out', null],
+    ]);
+    const devices = sink.events.map((event) => event.properties.$device_id);
+    expect(devices[3]).not.toBe(devices[2]);
+  });
+
+  it('settles the cookie even when the handler fails', async () => {
+    const { application, sink, options } = app(() => {});
+    application.use(idstitch(options));
+    application.get('/boom', (req) => {
+      req.tracker.track('before failure');
+      throw new Error('handler failed');
+    });
+    application.use((_error: Error, _req: Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(500).end();
+    });
+    const response = await request(application).get('/boom').expect(500);
+    expect(response.headers['set-cookie']?.[0]).toContain(sink.events[0]!.properties.$device_id);
+  });
+
+  it('getTracker throws a clear error without the middleware; tryGetTracker returns undefined', async () => {
+    const application = express();
+    application.get('/', (req, res) => {
+      res.json({
+        missing: tryGetTracker(req) === undefined,
+        message: (() => {
+          try {
+            getTracker(req);
+            return 'no error';
+          } catch (error) {
+            return (error as Error).message;
+          }
+        })(),
+      });
+    });
+    const { body } = await request(application).get('/');
+    expect(body).toEqual({
+      missing: true,
+      message: expect.stringMatching(/Mount `app.use\(idstitch\(options\)\)`/),
+    });
+  });
+
+  it('exposes the engine for flushing and background trackers', async () => {
+    const sink = new MemorySink();
+    const middleware = idstitch({ sink });
+    middleware.idstitch.forUser('u9').track('Nightly Report');
+    await middleware.idstitch.flush();
+    expect(sink.events[0]!.properties.distinct_id).toBe('u9');
+  });
+});
