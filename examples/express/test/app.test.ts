@@ -1,0 +1,38 @@
+import { MemorySink } from '@idstitch/core';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
+
+describe('example shop', () => {
+  it('stitches browsing, signup, purchase and logout', async () => {
+    const sink = new MemorySink();
+    const { app } = createApp({ idstitch: { sink } });
+    const browser = request.agent(app);
+    await browser.get('/pricing').expect(200);
+    await browser.post('/login').type('form').send({ userId: 'shopper-1' }).expect(303);
+    await browser.post('/purchase').type('form').send({ amount: '19.99' }).expect(303);
+    await browser.post('/logout').expect(303);
+    const anonymous = await browser.get('/identity').expect(200);
+    expect(sink.events.map((event) => [event.event, event.properties.$user_id ?? null])).toEqual([
+      ['Page Viewed', null],
+      ['Identified', 'shopper-1'],
+      ['Purchase', 'shopper-1'],
+    ]);
+    expect(sink.events[2]!.properties).toMatchObject({
+      amount: 19.99,
+      $device_id: sink.events[0]!.properties.$device_id,
+    });
+    expect(anonymous.body.userId).toBeUndefined();
+    expect(anonymous.body.deviceId).not.toBe(sink.events[0]!.properties.$device_id);
+    expect(sink.profileUpdates).toEqual([{ $distinct_id: 'shopper-1', $add: { purchases: 1 } }]);
+  });
+
+  it('serves the home page', async () => {
+    const { app } = createApp({ idstitch: { sink: new MemorySink() } });
+    const response = await request(app).get('/').expect(200);
+    expect(response.text).toContain('idstitch example shop');
+    expect(response.headers['set-cookie']?.some((line: string) => line.startsWith('idstitch_device='))).toBe(
+      true,
+    );
+  });
+});
