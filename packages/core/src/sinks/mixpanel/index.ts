@@ -1,0 +1,16 @@
+export type {
+  MixpanelSinkEventName,
+  MixpanelSinkEvents,
+  MixpanelSinkListener,
+  MixpanelSinkStats,
+} from './events.js';
+export type {
+  MixpanelClock,
+  MixpanelEndpoint,
+  MixpanelEventEndpoint,
+  MixpanelHost,
+  MixpanelOverflowPolicy,
+  MixpanelRetryOptions,
+  MixpanelSinkOptions,
+} from './options.js';
+export { MixpanelSink } from './sink.js';
