@@ -66,14 +66,14 @@ export interface ReportCluster {
 }
 
 /** A message quoted as evidence for a finding. */
-export interface Evidence {
+export interface ReportEvidence {
   message: number;
   line: number | null;
   description: string;
 }
 
 export interface ReportFinding extends QaFinding {
-  evidence: Evidence[];
+  evidence: ReportEvidence[];
 }
 
 /** Everything `idstitch report` shows, as data. {@link formatReportText} and {@link formatReportJson} print it. */

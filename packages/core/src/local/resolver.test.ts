@@ -8,7 +8,7 @@ import {
 } from './guide-tables.js';
 import { buildReport } from './report.js';
 import type { Resolution } from './resolver.js';
-import { inferIdMergeMode, isUuidV4, resolveIdentities } from './resolver.js';
+import { inferIdMergeMode, resolveIdentities } from './resolver.js';
 
 const D1 = '9b2f3c1e-5d4a-4b6c-8e7f-0a1b2c3d4e5f';
 const D2 = 'c4d5e6f7-0a1b-4c2d-9e3f-4a5b6c7d8e9f';
@@ -423,13 +423,5 @@ describe('resolution in general', () => {
     expect(inferIdMergeMode([simplified('Viewed', D1), identify(D1, U1)])).toBe('original');
     expect(inferIdMergeMode([event('Viewed', { distinct_id: D1, $device_id: D1 })])).toBe('original');
     expect(inferIdMergeMode([])).toBe('simplified');
-  });
-
-  it('recognises UUIDv4 exactly', () => {
-    expect(isUuidV4(D1)).toBe(true);
-    expect(isUuidV4(D1.toUpperCase())).toBe(true);
-    expect(isUuidV4('9b2f3c1e-5d4a-1b6c-8e7f-0a1b2c3d4e5f')).toBe(false);
-    expect(isUuidV4('9b2f3c1e-5d4a-4b6c-7e7f-0a1b2c3d4e5f')).toBe(false);
-    expect(isUuidV4(`$device:${D1}`)).toBe(false);
   });
 });

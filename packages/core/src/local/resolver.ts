@@ -1,7 +1,8 @@
+import { isUuidV4 } from '../identity/ids.js';
 import type { JsonValue, OutgoingMessage, ProfileUpdate, Properties } from '../messages/types.js';
+import type { IdMergeMode } from '../options.js';
 
-/** Which of Mixpanel's ID Merge APIs a project uses. The two resolve identity differently. */
-export type IdMergeMode = 'simplified' | 'original';
+export type { IdMergeMode };
 
 /** Mixpanel's limit on the IDs one identity cluster may hold (Original ID Merge). */
 export const CLUSTER_ID_LIMIT = 500;
@@ -150,13 +151,7 @@ export interface Resolution {
   groupUpdates: number;
 }
 
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const IDENTITY_EVENTS: ReadonlySet<string> = new Set(['$identify', '$create_alias', '$merge']);
-
-/** True for a UUID of version 4, the only `$anon_id` format Original ID Merge's `$identify` merges. */
-export function isUuidV4(id: string): boolean {
-  return UUID_V4.test(id);
-}
 
 function text(value: unknown): string | null {
   return typeof value === 'string' && value.length > 0 ? value : null;
