@@ -85,14 +85,15 @@ function usersByDevice(resolution: Resolution): Map<string, Map<string, number>>
 function sharedDevices(resolution: Resolution): QaFinding[] {
   const findings: QaFinding[] = [];
   const simplified = resolution.mode === 'simplified';
+  // Simplified: the user each device was linked to, from the one link that succeeded for it.
+  const linkedTo = new Map<string, string>();
+  for (const op of resolution.operations) {
+    if (op.kind === 'link' && op.outcome === 'merged') linkedTo.set(op.ids[0], op.ids[1]);
+  }
   for (const [device, users] of usersByDevice(resolution)) {
     if (users.size < 2) continue;
     const names = [...users.keys()];
-    const owner = simplified
-      ? resolution.events.find(
-          (e) => e.operation?.outcome === 'merged' && e.operation.ids[0] === `${DEVICE_PREFIX}${device}`,
-        )?.operation?.ids[1]
-      : undefined;
+    const owner = simplified ? linkedTo.get(`${DEVICE_PREFIX}${device}`) : undefined;
     findings.push({
       kind: 'shared_device',
       severity: simplified ? 'error' : 'warning',
