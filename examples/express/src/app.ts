@@ -16,7 +16,7 @@ export interface ExampleAppOptions {
   secret?: string;
 }
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * A shop in a few routes: browse anonymously, sign up or log in, buy, log out. idstitch stitches the
@@ -36,7 +36,7 @@ export function createApp(options: ExampleAppOptions = {}) {
     const { deviceId, userId, distinctId } = req.tracker.identity;
     res.type('html').send(`<!doctype html><title>idstitch shop</title>
 <h1>idstitch example shop</h1>
-<p>device <code>${escape(deviceId ?? '-')}</code> · user <code>${escape(userId ?? 'anonymous')}</code> · distinct_id <code>${escape(distinctId ?? '-')}</code></p>
+<p>device <code>${escapeHtml(deviceId ?? '-')}</code> · user <code>${escapeHtml(userId ?? 'anonymous')}</code> · distinct_id <code>${escapeHtml(distinctId ?? '-')}</code></p>
 ${userId ? '<form method="post" action="/logout"><button>Log out</button></form>' : '<form method="post" action="/login"><input name="userId" placeholder="user id" required><button>Log in</button></form>'}
 <form method="post" action="/purchase"><input name="amount" value="19.99"><button>Buy</button></form>`);
   });
