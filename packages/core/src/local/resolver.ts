@@ -175,7 +175,7 @@ interface ClusterState {
  */
 class ClusterStore {
   readonly nodes = new Map<string, IdNode>();
-  /** Clusters in order of creation; merged-away clusters stay here emptied and are skipped at the end. */
+  /** Every cluster ever created; merged-away clusters stay here emptied and are skipped at the end. */
   readonly created: ClusterState[] = [];
 
   constructor(private readonly isKnownAtFirstSight: (id: string) => boolean) {}
@@ -239,7 +239,9 @@ class ClusterStore {
     const na = this.nodes.get(a)!;
     const nb = this.nodes.get(b)!;
     if ((na.knownAt === undefined) !== (nb.knownAt === undefined)) return na.knownAt !== undefined;
-    return (na.knownAt ?? na.firstSeen) < (nb.knownAt ?? nb.firstSeen);
+    const ka = na.knownAt ?? na.firstSeen;
+    const kb = nb.knownAt ?? nb.firstSeen;
+    return ka !== kb ? ka < kb : a < b;
   }
 }
 
@@ -251,8 +253,8 @@ function applyProfileOperation(profile: ResolvedProfile, update: ProfileUpdate):
     for (const key of Object.keys(props)) delete props[key];
     return;
   }
-  // Any other operation on a deleted profile creates it afresh, as Mixpanel does.
-  profile.deleted = false;
+  // Removing things from a deleted profile leaves it deleted; anything that sets values brings it back.
+  if (update.$unset === undefined && update.$remove === undefined) profile.deleted = false;
   if (update.$set) Object.assign(props, update.$set);
   if (update.$set_once) {
     for (const [key, value] of Object.entries(update.$set_once)) if (!(key in props)) props[key] = value;
@@ -549,8 +551,13 @@ export function resolveIdentities(messages: readonly OutgoingMessage[], options:
 
   const byCanonical = new Map<string, IdentityCluster>();
   const clusters: IdentityCluster[] = [];
-  for (const state of store.created) {
-    if (state.ids.length === 0) continue;
+  const firstSeen = (state: ClusterState) =>
+    state.ids.reduce((min, id) => Math.min(min, store.nodes.get(id)!.firstSeen), Number.POSITIVE_INFINITY);
+  const live = store.created
+    .filter((state) => state.ids.length > 0)
+    .map((state) => ({ state, first: firstSeen(state) }))
+    .sort((a, b) => a.first - b.first || (a.state.canonical < b.state.canonical ? -1 : 1));
+  for (const { state } of live) {
     const cluster: IdentityCluster = {
       id: state.canonical,
       ids: [...state.ids],
