@@ -1,6 +1,6 @@
-import type { IdstitchOptions } from '@idstitch/core';
+import type { Idstitch, IdstitchOptions } from '@idstitch/core';
 import { idstitch } from '@idstitch/express';
-import express, { type Request } from 'express';
+import express, { type Express, type Request } from 'express';
 import session from 'express-session';
 
 declare module 'express-session' {
@@ -22,7 +22,7 @@ const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.char
  * A shop in a few routes: browse anonymously, sign up or log in, buy, log out. idstitch stitches the
  * anonymous browsing to the user on login and resets the device on logout, with no identity code here.
  */
-export function createApp(options: ExampleAppOptions = {}) {
+export function createApp(options: ExampleAppOptions = {}): { app: Express; engine: Idstitch<Request> } {
   const secret = options.secret ?? 'example-secret-change-me-in-production';
   const tracking = idstitch({ cookie: { secret }, ...options.idstitch });
   const app = express();

@@ -31,8 +31,7 @@ describe('example shop', () => {
     const { app } = createApp({ idstitch: { sink: new MemorySink() } });
     const response = await request(app).get('/').expect(200);
     expect(response.text).toContain('idstitch example shop');
-    expect(response.headers['set-cookie']?.some((line: string) => line.startsWith('idstitch_device='))).toBe(
-      true,
-    );
+    const cookies = response.headers['set-cookie'] as unknown as string[];
+    expect(cookies.some((line) => line.startsWith('idstitch_device='))).toBe(true);
   });
 });

@@ -1,5 +1,9 @@
+import { mkdtempSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IdstitchOptionsError } from './errors.js';
+import { LocalSink } from './local/local-sink.js';
 import type { IdstitchOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { MemorySink } from './sinks/memory-sink.js';
@@ -95,11 +99,35 @@ describe('resolveOptions', () => {
     const previous = process.env.NODE_ENV;
     process.env.NODE_ENV = 'production';
     try {
-      resolve({ logger: { warn: (line) => warnings.push(line), error: () => {} } });
+      resolve({ sink: new MemorySink(), logger: { warn: (line) => warnings.push(line), error: () => {} } });
     } finally {
       process.env.NODE_ENV = previous;
     }
     expect(warnings).toEqual([expect.stringMatching(/no cookie secret/)]);
+  });
+
+  it('records to a LocalSink in the ID Merge mode by default, and warns about it in production', async () => {
+    const warnings: string[] = [];
+    const previous = process.env.NODE_ENV;
+    const cwd = process.cwd();
+    const dir = mkdtempSync(join(tmpdir(), 'idstitch-default-sink-'));
+    process.env.NODE_ENV = 'production';
+    process.chdir(dir);
+    try {
+      const resolved = resolve({
+        idMerge: 'original',
+        cookie: { secret: 'x'.repeat(16) },
+        logger: { warn: (line) => warnings.push(line), error: () => {} },
+      });
+      expect(resolved.sink).toBeInstanceOf(LocalSink);
+      expect((resolved.sink as LocalSink).mode).toBe('original');
+      expect((resolved.sink as LocalSink).path).toBe(join(realpathSync(dir), '.idstitch/events.ndjson'));
+      await resolved.sink.close();
+    } finally {
+      process.env.NODE_ENV = previous;
+      process.chdir(cwd);
+    }
+    expect(warnings).toEqual([expect.stringMatching(/no sink configured/)]);
   });
 
   it('logs a throwing onError hook instead of throwing it', () => {

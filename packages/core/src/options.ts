@@ -1,10 +1,10 @@
 import { IdstitchError, IdstitchOptionsError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { MemoryIdentityStore } from './identity/identity-store.js';
+import { LocalSink } from './local/local-sink.js';
 import { RESERVED_EVENT_NAMES } from './messages/limits.js';
 import { sanitizeProperties } from './messages/sanitize.js';
 import type { Properties, Sink } from './messages/types.js';
-import { ConsoleSink } from './sinks/console-sink.js';
 
 /** Which of Mixpanel's ID Merge APIs the project uses (Project Settings → Identity Merge). */
 export type IdMergeMode = 'simplified' | 'original';
@@ -74,7 +74,10 @@ export interface IdstitchLogger {
 
 /** Options of every idstitch adapter. Each default is documented on its field and applied in one place. */
 export interface IdstitchOptions<Req = unknown> {
-  /** Where messages go. Default: a `ConsoleSink` (development); use `MixpanelSink` in production. */
+  /**
+   * Where messages go. Default: a `LocalSink` recording to `.idstitch/events.ndjson` (development, and
+   * `idstitch report`); use `MixpanelSink` in production.
+   */
   sink?: Sink;
   /** Default `'simplified'`. */
   idMerge?: IdMergeMode;
@@ -337,7 +340,12 @@ export function resolveOptions<Req>(
       'Pass `console`, a pino/winston logger, or leave it out.',
     );
   }
-  const sink = o.sink ?? new ConsoleSink();
+  if (o.sink === undefined && process.env.NODE_ENV === 'production') {
+    logger.warn(
+      'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
+    );
+  }
+  const sink = o.sink ?? new LocalSink({ mode: idMerge });
   if (
     typeof sink?.write !== 'function' ||
     typeof sink.flush !== 'function' ||

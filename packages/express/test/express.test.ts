@@ -74,7 +74,7 @@ describe('@idstitch/express', () => {
         session.save ??= (done: () => void) => done();
         next();
       });
-      passport.serializeUser<{ id: string }>((user, done) => done(null, user.id));
+      passport.serializeUser((user, done) => done(null, (user as { id: string }).id));
       passport.deserializeUser<string>((id, done) => done(null, { id }));
       application.use(passport.session());
     });
