@@ -156,7 +156,7 @@ export interface FakeMixpanel {
   readonly pendingFaults: number;
   /** Decides a fault for requests that no queued fault matched; `undefined` removes the policy. */
   setFaultPolicy(policy: ((request: FakeRequestInfo) => FakeFault | undefined) | undefined): void;
-  /** Resolves once at least `count` requests have arrived in total. */
+  /** Resolves once at least `count` requests have arrived in total (bodies read, before any answer). */
   waitForRequests(count: number): Promise<void>;
   /** Stops listening and drops every connection: clients see connection refused. */
   goDown(): Promise<void>;
@@ -338,6 +338,15 @@ class FakeMixpanelServer implements FakeMixpanel {
     const segment = url.pathname.split('/').filter(Boolean).at(-1) ?? '';
     const endpoint = ENDPOINTS.has(segment) ? (segment as FakeEndpoint) : undefined;
     const query = Object.fromEntries(url.searchParams);
+    const gzip = /gzip/i.test(String(req.headers['content-encoding'] ?? ''));
+    // The body is read before anything else, so a recorded request is always complete.
+    let raw: Buffer | undefined;
+    try {
+      raw = await this.readBody(req);
+      if (gzip) raw = await gunzip(raw);
+    } catch {
+      raw = undefined;
+    }
     const record: RecordedRequest = {
       index: this.requests.length,
       endpoint,
@@ -345,8 +354,8 @@ class FakeMixpanelServer implements FakeMixpanel {
       path: url.pathname,
       query,
       headers: req.headers,
-      gzip: /gzip/i.test(String(req.headers['content-encoding'] ?? '')),
-      body: Buffer.alloc(0),
+      gzip,
+      body: raw && this.options.recordBodies !== false ? raw : Buffer.alloc(0),
       fault: undefined,
       status: undefined,
       response: undefined,
@@ -361,24 +370,13 @@ class FakeMixpanelServer implements FakeMixpanel {
     const fault = this.takeFault({ index: record.index, endpoint, path: url.pathname, query });
     record.fault = fault?.kind;
     if (fault?.kind === 'hang') return;
-    if (fault?.kind === 'delay') {
-      await this.sleep(fault.ms);
-      if (this.closed || res.destroyed) return;
-    }
-
-    let raw: Buffer;
-    try {
-      raw = await this.readBody(req);
-      if (record.gzip) raw = await gunzip(raw);
-    } catch {
-      this.send(res, record, json(400, { error: 'unreadable body', status: 0 }));
-      return;
-    }
-    if (this.options.recordBodies !== false) record.body = raw;
-
     if (fault?.kind === 'reset') {
       req.socket.destroy();
       return;
+    }
+    if (fault?.kind === 'delay') {
+      await this.sleep(fault.ms);
+      if (this.closed || res.destroyed) return;
     }
     if (fault?.kind === 'status') {
       const body = fault.body ?? defaultFaultBody(fault.status);
@@ -389,6 +387,10 @@ class FakeMixpanelServer implements FakeMixpanel {
         body: typeof body === 'string' ? body : JSON.stringify(body),
         headers: { 'content-type': 'application/json', ...headers },
       });
+      return;
+    }
+    if (!raw) {
+      this.send(res, record, json(400, { error: 'unreadable body', status: 0 }));
       return;
     }
 
