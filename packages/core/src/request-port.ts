@@ -15,4 +15,10 @@ export interface RequestPort<Req = unknown> {
   readonly ip: string | undefined;
   /** Request path, query string included or not: the core strips it. */
   readonly path: string;
+  /**
+   * True when the framework verified cookie `name` with a retired key of its own (Koa's `app.keys` after a
+   * rotation), so idstitch writes it again, signed with the current key, even though its value is unchanged.
+   * Leave it out when the framework does not sign cookies.
+   */
+  isCookieStale?(name: string): boolean;
 }

@@ -265,7 +265,11 @@ export class RequestIdentity<Req> {
     for (const value of values) {
       const decoded = codec.decode(value);
       // Several values mean one was planted: rewrite ours so the browser keeps a single good one.
-      if (decoded.ok) return { state: decoded.state, stale: decoded.stale || values.length > 1 };
+      if (decoded.ok) {
+        const stale =
+          decoded.stale || values.length > 1 || this.port.isCookieStale?.(options.cookie.name) === true;
+        return { state: decoded.state, stale };
+      }
       rejection ??= decoded.reason;
     }
     options.report(
