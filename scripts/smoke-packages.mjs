@@ -24,37 +24,29 @@ for (const name of packages) {
   tarballs[`@idstitch/${name}`] = `file:${out}`;
 }
 
+/** The same app for both module systems; only how it loads the packages differs. */
+function consumerApp(imports) {
+  return `${imports}
+const sink = new MemorySink();
+const app = express();
+app.use(idstitch({ sink, cookie: { secret: 'smoke-test-secret-0123456789' } }));
+app.get('/', (req, res) => { req.tracker.track('Smoke'); res.end(); });
+const server = app.listen(0, async () => {
+  const response = await fetch('http://127.0.0.1:' + server.address().port + '/');
+  server.close();
+  if (!response.headers.get('set-cookie')?.startsWith('idstitch_device=')) throw new Error('no device cookie');
+  if (sink.events[0]?.event !== 'Smoke') throw new Error('no event');
+  console.log('app ok');
+});
+`;
+}
 const consumer = {
-  esm: `import { idstitch } from '@idstitch/express';
+  esm: consumerApp(`import { idstitch } from '@idstitch/express';
 import { MemorySink } from '@idstitch/core';
-import express from 'express';
-const sink = new MemorySink();
-const app = express();
-app.use(idstitch({ sink, cookie: { secret: 'smoke-test-secret-0123456789' } }));
-app.get('/', (req, res) => { req.tracker.track('Smoke'); res.end(); });
-const server = app.listen(0, async () => {
-  const response = await fetch('http://127.0.0.1:' + server.address().port + '/');
-  server.close();
-  if (!response.headers.get('set-cookie')?.startsWith('idstitch_device=')) throw new Error('no device cookie');
-  if (sink.events[0]?.event !== 'Smoke') throw new Error('no event');
-  console.log('esm ok');
-});
-`,
-  cjs: `const { idstitch } = require('@idstitch/express');
+import express from 'express';`),
+  cjs: consumerApp(`const { idstitch } = require('@idstitch/express');
 const { MemorySink } = require('@idstitch/core');
-const express = require('express');
-const sink = new MemorySink();
-const app = express();
-app.use(idstitch({ sink, cookie: { secret: 'smoke-test-secret-0123456789' } }));
-app.get('/', (req, res) => { req.tracker.track('Smoke'); res.end(); });
-const server = app.listen(0, async () => {
-  const response = await fetch('http://127.0.0.1:' + server.address().port + '/');
-  server.close();
-  if (!response.headers.get('set-cookie')?.startsWith('idstitch_device=')) throw new Error('no device cookie');
-  if (sink.events[0]?.event !== 'Smoke') throw new Error('no event');
-  console.log('cjs ok');
-});
-`,
+const express = require('express');`),
 };
 const typed = `import { idstitch, getTracker } from '@idstitch/express';
 import { MemorySink, type Tracker } from '@idstitch/core';
@@ -105,7 +97,7 @@ for (const [kind, source] of Object.entries(consumer)) {
     }),
   );
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], dir);
-  process.stdout.write(run(process.execPath, [kind === 'esm' ? 'index.mjs' : 'index.cjs'], dir));
+  process.stdout.write(`${kind} ${run(process.execPath, [kind === 'esm' ? 'index.mjs' : 'index.cjs'], dir)}`);
   run(process.execPath, [join(dir, 'node_modules/typescript/bin/tsc'), '-p', '.'], dir);
   console.log(`${kind} types ok`);
 }

@@ -1,4 +1,5 @@
-import type { OutgoingMessage, ProfileOperation } from '../messages/types.js';
+import { PROFILE_OPERATIONS } from '../messages/limits.js';
+import type { OutgoingMessage } from '../messages/types.js';
 import type { UnreadableLine } from './ndjson.js';
 import { readNdjsonFile } from './ndjson.js';
 import type { QaFinding } from './qa.js';
@@ -149,17 +150,6 @@ function rowNotes(event: ResolvedEvent, mode: IdMergeMode): string[] {
   return notes;
 }
 
-const OPERATIONS: readonly ProfileOperation[] = [
-  '$set',
-  '$set_once',
-  '$add',
-  '$append',
-  '$union',
-  '$remove',
-  '$unset',
-  '$delete',
-];
-
 function short(value: unknown, max = 80): string {
   const json = JSON.stringify(value) ?? String(value);
   return json.length > max ? `${json.slice(0, max - 1)}…` : json;
@@ -183,7 +173,7 @@ function describe(message: OutgoingMessage | undefined): string {
     return `event "${message.payload.event}" ${fields.join(' ')}`.trimEnd();
   }
   const payload = message.payload as unknown as Record<string, unknown>;
-  const op = OPERATIONS.find((name) => payload[name] !== undefined) ?? '(no operation)';
+  const op = PROFILE_OPERATIONS.find((name) => payload[name] !== undefined) ?? '(no operation)';
   if (message.kind === 'profile')
     return `profile ${op} on ${message.payload.$distinct_id} ${short(payload[op])}`;
   return `group ${op} on ${message.payload.$group_key}=${message.payload.$group_id} ${short(payload[op])}`;

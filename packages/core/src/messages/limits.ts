@@ -46,5 +46,17 @@ export const INVALID_ID_VALUES: ReadonlySet<string> = new Set([
   '{}',
 ]);
 
+/** Every `/engage` operation, in Mixpanel's documentation order. */
+export const PROFILE_OPERATIONS = [
+  '$set',
+  '$set_once',
+  '$add',
+  '$append',
+  '$union',
+  '$remove',
+  '$unset',
+  '$delete',
+] as const;
+
 /** Event names reserved for identity operations, which the tracker emits through dedicated methods. */
 export const RESERVED_EVENT_NAMES: ReadonlySet<string> = new Set(['$identify', '$create_alias', '$merge']);

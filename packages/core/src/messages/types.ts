@@ -1,3 +1,5 @@
+import type { PROFILE_OPERATIONS } from './limits.js';
+
 /** A JSON value as it leaves idstitch, after sanitising. */
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
@@ -26,15 +28,7 @@ export interface MixpanelEvent {
 }
 
 /** Operations of Mixpanel's `/engage` and `/groups` endpoints. */
-export type ProfileOperation =
-  | '$set'
-  | '$set_once'
-  | '$add'
-  | '$append'
-  | '$union'
-  | '$remove'
-  | '$unset'
-  | '$delete';
+export type ProfileOperation = (typeof PROFILE_OPERATIONS)[number];
 
 interface ProfileOperations {
   $set?: Properties;

@@ -1,4 +1,4 @@
-import { INVALID_ID_VALUES, MIXPANEL_LIMITS } from './limits.js';
+import { INVALID_ID_VALUES, MIXPANEL_LIMITS, PROFILE_OPERATIONS } from './limits.js';
 import type { GroupUpdate, MixpanelEvent, OutgoingMessage, ProfileUpdate } from './types.js';
 
 /** Why a message breaks Mixpanel's ingestion rules, named like Mixpanel's own `failed_records`. */
@@ -9,16 +9,6 @@ export interface ValidationProblem {
 }
 
 const INSERT_ID_PATTERN = /^[A-Za-z0-9-]+$/;
-const PROFILE_OPERATIONS = [
-  '$set',
-  '$set_once',
-  '$add',
-  '$append',
-  '$union',
-  '$remove',
-  '$unset',
-  '$delete',
-] as const;
 const GROUP_OPERATIONS = ['$set', '$set_once', '$union', '$remove', '$unset', '$delete'] as const;
 
 /** True when Mixpanel would refuse `id` as a placeholder (`null`, `undefined`, `0`, the nil UUID, ...). */
