@@ -1,5 +1,6 @@
 import { expressHarness } from './express.js';
+import { koaHarness } from './koa.js';
 import type { AdapterHarness } from './types.js';
 
 /** Every adapter the shared journey and behaviour tests run against. */
-export const harnesses: AdapterHarness[] = [expressHarness];
+export const harnesses: AdapterHarness[] = [expressHarness, koaHarness];

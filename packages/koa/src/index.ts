@@ -1,0 +1,132 @@
+import {
+  type CookieWrite,
+  createIdstitch,
+  type Idstitch,
+  type IdstitchOptions,
+  type RequestPort,
+  type Tracker,
+} from '@idstitch/core';
+import { nodeRequestPort, writeCookiesBeforeHeaders } from '@idstitch/core/node';
+import type { Context, Middleware, Next } from 'koa';
+
+declare module 'koa' {
+  interface DefaultState {
+    /** The request's idstitch tracker, set by the `idstitch()` middleware. */
+    tracker: Tracker;
+  }
+}
+
+/** Options of the Koa middleware; `resolveUserId` receives the Koa context. */
+export type IdstitchKoaOptions = IdstitchOptions<Context>;
+
+/** What the middleware puts on `ctx.state`, for apps that type their state explicitly (`new Koa<IdstitchState>()`). */
+export interface IdstitchState {
+  tracker: Tracker;
+}
+
+/** The middleware, with the engine behind it for flushing and background trackers. */
+export interface IdstitchMiddleware extends Middleware {
+  readonly idstitch: Idstitch<Context>;
+}
+
+/** The part of Koa's `ctx.cookies` (the `cookies` package) that holds the app's keygrip. */
+interface SigningCookies {
+  keys?: { index(data: string, digest: string): number };
+}
+
+/** koa-passport's `ctx.state.user.id`, then koa-session's `ctx.session.userId`. */
+export function defaultResolveUserId(ctx: Context): unknown {
+  const user = (ctx.state as { user?: { id?: unknown } | null }).user;
+  if (user !== undefined && user !== null) return user.id;
+  return (ctx as Context & { session?: { userId?: unknown } | null }).session?.userId;
+}
+
+/**
+ * The request port, reading the device cookie as Koa would: when the app has `app.keys`, only values whose
+ * `.sig` cookie verifies count, and one verified with a retired key is re-signed.
+ */
+function koaRequestPort(ctx: Context, deviceCookie: string): RequestPort<Context> {
+  const port = nodeRequestPort(ctx, { ip: ctx.ip, secure: ctx.secure, path: ctx.originalUrl });
+  const keys = (ctx.cookies as SigningCookies).keys;
+  if (!keys) return port;
+  let stale = false;
+  return {
+    ...port,
+    cookies(name) {
+      const values = port.cookies(name);
+      if (name !== deviceCookie) return values;
+      const signatures = port.cookies(`${name}.sig`);
+      return values.filter((value) => {
+        // `cookies` signs `name=value` as written; ctx.cookies.set was given the URI-encoded value.
+        const data = `${name}=${encodeURIComponent(value)}`;
+        let key = -1;
+        for (const signature of signatures) {
+          const index = keys.index(data, signature);
+          if (index >= 0 && (key < 0 || index < key)) key = index;
+        }
+        if (key > 0) stale = true;
+        return key >= 0;
+      });
+    },
+    isCookieStale: (name) => name === deviceCookie && stale,
+  };
+}
+
+/** Writes through `ctx.cookies`, so `app.keys` signs the device cookie as it signs the app's own. */
+function writeKoaCookies(ctx: Context, deviceCookie: string, writes: CookieWrite[]): void {
+  for (const { name, value, attributes } of writes) {
+    ctx.cookies.set(name, encodeURIComponent(value), {
+      path: attributes.path,
+      domain: attributes.domain,
+      maxAge: attributes.maxAge * 1000,
+      httpOnly: attributes.httpOnly,
+      secure: attributes.secure,
+      sameSite: attributes.sameSite,
+      overwrite: true,
+      // mixpanel-browser rewrites its own cookie, so only ours can carry a signature.
+      ...(name === deviceCookie ? {} : { signed: false }),
+    });
+  }
+}
+
+/**
+ * Koa middleware: `app.use(idstitch(options))`. Gives each request `ctx.state.tracker` and settles the device
+ * cookie after downstream middleware, when Koa writes the response headers — also when downstream threw and
+ * Koa's error handler cleared the headers. Options are validated here, at start-up.
+ */
+export function idstitch(options?: IdstitchKoaOptions): IdstitchMiddleware {
+  const engine = createIdstitch(options, { resolveUserId: defaultResolveUserId });
+  const deviceCookie = engine.options.cookie.name;
+  const middleware = function idstitchMiddleware(ctx: Context, next: Next): Promise<void> {
+    try {
+      const scope = engine.handle(koaRequestPort(ctx, deviceCookie));
+      writeCookiesBeforeHeaders(ctx.res, scope, engine.options.report, (writes) =>
+        writeKoaCookies(ctx, deviceCookie, writes),
+      );
+      ctx.state.tracker = scope.tracker;
+    } catch (error) {
+      engine.options.logger.error(
+        `idstitch: request not tracked: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    return next();
+  };
+  return Object.assign(middleware, { idstitch: engine });
+}
+
+/** The request's tracker; throws when the idstitch middleware did not run for this request. */
+export function getTracker(ctx: Context): Tracker {
+  const tracker = tryGetTracker(ctx);
+  if (!tracker)
+    throw new Error(
+      'idstitch: no tracker on this request. Mount `app.use(idstitch(options))` before your routes.',
+    );
+  return tracker;
+}
+
+/** The request's tracker, or undefined when the idstitch middleware did not run for this request. */
+export function tryGetTracker(ctx: Context): Tracker | undefined {
+  return (ctx.state as Partial<IdstitchState> | undefined)?.tracker;
+}
+
+export type { Tracker } from '@idstitch/core';
