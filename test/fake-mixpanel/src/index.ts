@@ -41,6 +41,19 @@ export type FakeFault =
       retryAfter?: number | string;
       headers?: Record<string, string>;
     }
+  /**
+   * Handle the request normally, except that `/import` refuses the events with these `$insert_id`s as
+   * invalid (strict mode: 400 with `failed_records`, the rest ingested). `key` overrides the option
+   * `failedRecordsKey`; `withIndex: false` leaves `index` out of each record.
+   */
+  | {
+      kind: 'refuse';
+      insertIds: readonly string[];
+      field?: string;
+      message?: string;
+      key?: 'insert_id' | '$insert_id';
+      withIndex?: boolean;
+    }
   /** Read the request, ingest nothing, and destroy the socket without answering. */
   | { kind: 'reset' }
   /** Ingest the request, then send the headers and half the body and destroy the socket: the ack is lost. */
@@ -394,13 +407,15 @@ class FakeMixpanelServer implements FakeMixpanel {
       return;
     }
 
-    const reply = this.process(endpoint, req, record, raw);
+    const reply = this.process(endpoint, req, record, raw, fault?.kind === 'refuse' ? fault : undefined);
     if (fault?.kind === 'resetMidResponse') {
       res.writeHead(reply.status, {
         ...reply.headers,
         'content-length': String(Buffer.byteLength(reply.body)),
       });
-      res.write(reply.body.slice(0, Math.max(1, Math.floor(reply.body.length / 2))));
+      const half = reply.body.slice(0, Math.floor(reply.body.length / 2));
+      if (half) res.write(half);
+      else res.flushHeaders();
       // Let the partial response reach the client before the reset, so the failure is mid-body.
       setImmediate(() => req.socket.destroy());
       return;
@@ -421,6 +436,7 @@ class FakeMixpanelServer implements FakeMixpanel {
     req: http.IncomingMessage,
     record: RecordedRequest,
     raw: Buffer,
+    refuse?: Extract<FakeFault, { kind: 'refuse' }>,
   ): Reply {
     if (!endpoint) return json(404, { error: 'not found', status: 0 });
     if (req.method !== 'POST') return json(405, { error: 'use POST', status: 0 });
@@ -451,7 +467,7 @@ class FakeMixpanelServer implements FakeMixpanel {
     }
     switch (endpoint) {
       case 'import':
-        return this.importEvents(items, record.query);
+        return this.importEvents(items, record.query, refuse);
       case 'track':
         return this.trackEvents(items, record.query);
       case 'engage':
@@ -536,18 +552,31 @@ class FakeMixpanelServer implements FakeMixpanel {
     this.events.push(stored);
   }
 
-  private importEvents(items: unknown[], query: Record<string, string>): Reply {
-    const key = this.options.failedRecordsKey ?? 'insert_id';
+  private importEvents(
+    items: unknown[],
+    query: Record<string, string>,
+    refuse?: Extract<FakeFault, { kind: 'refuse' }>,
+  ): Reply {
+    const key = refuse?.key ?? this.options.failedRecordsKey ?? 'insert_id';
     const failed: Record<string, unknown>[] = [];
     let imported = 0;
     const now = this.now();
     items.forEach((item, index) => {
-      const problem = checkImportEvent(item, now);
+      const properties = isObject(item) && isObject(item.properties) ? item.properties : {};
+      const refused =
+        refuse &&
+        typeof properties.$insert_id === 'string' &&
+        refuse.insertIds.includes(properties.$insert_id)
+          ? {
+              field: refuse.field ?? 'properties.time',
+              message: refuse.message ?? "'properties.time' is invalid (refused by a fault)",
+            }
+          : undefined;
+      const problem = refused ?? checkImportEvent(item, now);
       if (problem) {
         this.counters.invalid += 1;
-        const properties = isObject(item) && isObject(item.properties) ? item.properties : {};
         failed.push({
-          index,
+          ...(refuse?.withIndex === false ? {} : { index }),
           [key]: properties.$insert_id ?? null,
           field: problem.field,
           message: problem.message,
