@@ -1,6 +1,14 @@
 import type { DropReason } from '../../messages/types.js';
 import type { MixpanelEndpoint } from './options.js';
 
+/**
+ * How one message handed to `MixpanelSink.write(message, settled)` ended: `'delivered'` once Mixpanel
+ * accepted it, else the reason it was dropped, as counted in `stats().dropped`. One case is told apart:
+ * a message dropped because Mixpanel refused the credentials (401/403, counted as `rejected`) is
+ * `'unauthorized'`, because the same message will be accepted once the credentials are fixed.
+ */
+export type MixpanelMessageOutcome = 'delivered' | DropReason | 'unauthorized';
+
 /** Every drop reason, so that `stats().dropped` always has all keys. */
 export const DROP_REASONS: readonly DropReason[] = [
   'consent',

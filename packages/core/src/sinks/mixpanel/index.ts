@@ -1,4 +1,5 @@
 export type {
+  MixpanelMessageOutcome,
   MixpanelSinkEventName,
   MixpanelSinkEvents,
   MixpanelSinkListener,

@@ -1,3 +1,5 @@
+import type { MixpanelMessageOutcome } from './events.js';
+
 /**
  * One accepted message, serialised once when it was written. Keeping the JSON (rather than the
  * object) is what makes every retry carry byte-identical events, and it is what the byte budgets count.
@@ -10,6 +12,8 @@ export interface QueuedMessage {
   readonly bytes: number;
   /** `$insert_id` of an event, to match `failed_records` that name the record instead of its index. */
   readonly insertId: string | undefined;
+  /** Told how the message ended, when the writer asked (`write(message, settled)`). */
+  readonly settled?: ((outcome: MixpanelMessageOutcome) => void) | undefined;
 }
 
 /** Bytes of a JSON array holding `count` items of `itemBytes` in total: brackets plus commas. */

@@ -4,6 +4,7 @@ import type { DropReason, OutgoingMessage, Sink } from '../../messages/types.js'
 import { validateMessage } from '../../messages/validate.js';
 import {
   DROP_REASONS,
+  type MixpanelMessageOutcome,
   type MixpanelSinkEventName,
   type MixpanelSinkListener,
   type MixpanelSinkStats,
@@ -178,17 +179,22 @@ export class MixpanelSink implements Sink {
    * and queues it for its endpoint. Never throws and never waits; every message it does not queue is
    * counted in `stats().dropped` and, unless routine, reported to `onError`.
    */
-  write(message: OutgoingMessage): void {
+  write(message: OutgoingMessage, settled?: (outcome: MixpanelMessageOutcome) => void): void {
     this.#tracked += 1;
     try {
-      this.#accept(message);
+      this.#accept(message, settled);
     } catch (error) {
       // Only serialising can throw (a getter, a BigInt the producer let through); nothing was queued.
-      this.#dropNew('invalid', undefined);
+      this.#dropNew('invalid', undefined, settled);
       this.#report(
         new IdstitchError(
           'invalid_message',
           `a ${describeKind(message)} could not be serialised and was dropped`,
+   *
+   * `settled`, when given, is called once with how this message ended (see
+   * {@link MixpanelMessageOutcome}): a durable queue in front of the sink (the Redis outbox) uses it to
+   * acknowledge its copy only once Mixpanel accepted it. A `settled` that throws is reported, never
+   * rethrown.
           {
             cause: error,
             details: { kind: safeKind(message) },
@@ -271,10 +277,10 @@ export class MixpanelSink implements Sink {
   // ---------------------------------------------------------------------------------------------
   // Accepting messages
 
-  #accept(message: OutgoingMessage): void {
+  #accept(message: OutgoingMessage, settled: ((outcome: MixpanelMessageOutcome) => void) | undefined): void {
     const now = this.#options.clock.now();
     if (this.#state === 'closed') {
-      this.#dropNew('after_close', undefined);
+      this.#dropNew('after_close', undefined, settled);
       if (!this.#afterCloseReported) {
         this.#afterCloseReported = true;
         this.#report(
@@ -290,7 +296,7 @@ export class MixpanelSink implements Sink {
     }
     const problem = validateMessage(message, now);
     if (problem) {
-      this.#dropNew('invalid', undefined);
+      this.#dropNew('invalid', undefined, settled);
       this.#report(
         new IdstitchError(
           'invalid_message',
@@ -302,7 +308,7 @@ export class MixpanelSink implements Sink {
     }
     const lane = this.#laneFor(message);
     if (lane === undefined) {
-      this.#dropNew('invalid', 'import');
+      this.#dropNew('invalid', 'import', settled);
       this.#report(
         new IdstitchError(
           'invalid_message',
@@ -315,14 +321,14 @@ export class MixpanelSink implements Sink {
     }
     if (lane.pausedUntil > now) {
       // Credentials were refused and already reported; sending would only be refused again.
-      this.#dropNew('rejected', lane.endpoint);
+      this.#dropNew('rejected', lane.endpoint, settled, 'unauthorized');
       return;
     }
     const json = this.#serialize(message);
     const bytes = Buffer.byteLength(json, 'utf8');
     const limit = Math.min(MIXPANEL_LIMITS.maxMessageBytes, this.#options.maxBatchBytes - 2);
     if (bytes > limit) {
-      this.#dropNew('invalid', lane.endpoint);
+      this.#dropNew('invalid', lane.endpoint, settled);
       this.#report(
         new IdstitchError(
           'message_too_large',
@@ -333,12 +339,12 @@ export class MixpanelSink implements Sink {
       return;
     }
     if (!this.#makeRoom(bytes)) {
-      this.#dropNew('queue_overflow', lane.endpoint);
+      this.#dropNew('queue_overflow', lane.endpoint, settled);
       return;
     }
     this.#lastSeq += 1;
     const insertId = message.kind === 'event' ? message.payload.properties.$insert_id : undefined;
-    lane.pending.push({ seq: this.#lastSeq, json, bytes, insertId });
+    lane.pending.push({ seq: this.#lastSeq, json, bytes, insertId, settled });
     this.#queued += 1;
     this.#queuedBytes += bytes;
     this.#enqueued += 1;
@@ -543,7 +549,7 @@ export class MixpanelSink implements Sink {
             );
             return;
           case 'unauthorized':
-            this.#release(batch, 'rejected');
+            this.#release(batch, 'rejected', 'unauthorized');
             this.#pause(lane, status, outcome.detail);
             return;
           case 'too_large':
@@ -701,7 +707,7 @@ export class MixpanelSink implements Sink {
   #pause(lane: Lane, status: number, detail: string): void {
     const resumeAt = this.#options.clock.now() + this.#options.authPauseMs;
     lane.pausedUntil = Math.max(lane.pausedUntil, resumeAt);
-    this.#settle(lane.pending.drain(), 'rejected', lane.endpoint);
+    this.#settle(lane.pending.drain(), 'rejected', lane.endpoint, 'unauthorized');
     this.#emitter.emit('paused', { endpoint: lane.endpoint, status, resumeAt });
     if (this.#unauthorizedReported.has(lane.endpoint)) return;
     this.#unauthorizedReported.add(lane.endpoint);
@@ -735,15 +741,34 @@ export class MixpanelSink implements Sink {
   // Accounting
 
   /** Counts a message that never entered the queue. */
-  #dropNew(reason: DropReason, endpoint: MixpanelEndpoint | undefined): void {
+  #dropNew(
+    reason: DropReason,
+    endpoint: MixpanelEndpoint | undefined,
+    settled?: (outcome: MixpanelMessageOutcome) => void,
+    told: MixpanelMessageOutcome = reason,
+  ): void {
     this.#dropped[reason] += 1;
     if (reason === 'queue_overflow') this.#overflowDropped += 1;
     this.#emitter.emit('dropped', { reason, count: 1, endpoint });
   }
 
-  #release(batch: Batch, outcome: 'delivered' | DropReason): void {
+  #release(batch: Batch, outcome: 'delivered' | DropReason, told: MixpanelMessageOutcome = outcome): void {
     batch.owned = false;
-    this.#settle(batch.messages, outcome, batch.lane.endpoint);
+    this.#settle(batch.messages, outcome, batch.lane.endpoint, told);
+  }
+
+  /** Calls a message's `settled` callback; its failure is reported, never thrown into delivery. */
+  #tell(settled: (outcome: MixpanelMessageOutcome) => void, outcome: MixpanelMessageOutcome): void {
+    try {
+      settled(outcome);
+    } catch (error) {
+      this.#report(
+        new IdstitchError('hook_failed', 'a write() settled callback threw; delivery went on', {
+          cause: error,
+          details: { outcome },
+        }),
+      );
+    }
   }
 
   /** Counts queued messages as delivered or dropped, and wakes the `flush()` calls they complete. */
@@ -751,6 +776,7 @@ export class MixpanelSink implements Sink {
     messages: readonly QueuedMessage[],
     outcome: 'delivered' | DropReason,
     endpoint: MixpanelEndpoint,
+    if (settled) this.#tell(settled, told);
   ): void {
     const count = messages.length;
     if (count === 0) return;
@@ -763,6 +789,7 @@ export class MixpanelSink implements Sink {
     } else {
       this.#dropped[outcome] += count;
       if (outcome === 'queue_overflow') this.#overflowDropped += count;
+    told: MixpanelMessageOutcome = outcome,
       this.#emitter.emit('dropped', { reason: outcome, count, endpoint });
     }
     if (this.#waiters.length > 0) {
@@ -777,6 +804,7 @@ export class MixpanelSink implements Sink {
         for (const waiter of done) waiter.resolve();
         this.#updateKeepAlive();
       }
+    for (const message of messages) if (message.settled) this.#tell(message.settled, told);
     }
     if (this.#overflowing && outcome !== 'queue_overflow') this.#maybeStopOverflow();
   }
