@@ -275,15 +275,16 @@ describe('MixpanelSink flush()', () => {
     const flushed = sink.flush();
     const during = eventMessage('During');
     sink.write(during);
-    const later = sink.flush();
-    expect(later).not.toBe(flushed);
     await flushed;
-    expect(fake.insertIds().has(before.payload.properties.$insert_id)).toBe(true);
-    await later;
+    expect(fake.insertIds()).toEqual(new Set([before.payload.properties.$insert_id]));
+    expect(sink.stats().queued).toBe(1);
+
+    await sink.flush();
     expect(fake.insertIds()).toEqual(
       new Set([before.payload.properties.$insert_id, during.payload.properties.$insert_id]),
     );
     expect(fake.requests.map((r) => items(r).map((item) => item.event))).toEqual([['Before'], ['During']]);
+    expectConserved(sink);
   });
 
   it('resolves at once when nothing is queued, and never rejects when delivery fails', async () => {
@@ -499,6 +500,27 @@ describe('MixpanelSink hooks, stats and secrets', () => {
     for (const secret of [SERVICE_ACCOUNT.secret, basicValue]) {
       expect(everything).not.toContain(secret);
       expect(inspect(sink, { depth: 10, showHidden: true })).not.toContain(secret);
+    }
+  });
+
+  it('closes every sink that handles a signal, and leaves ending the process to an app that listens too', async () => {
+    // The app's own listener: with it present, idstitch must not re-raise the signal (which would
+    // end this test process).
+    const appListener = () => {};
+    process.on('SIGUSR2', appListener);
+    try {
+      const first = createSink({ handleSignals: ['SIGUSR2'] });
+      const second = createSink({ handleSignals: ['SIGUSR2'] });
+      first.sink.write(eventMessage('First'));
+      second.sink.write(eventMessage('Second'));
+      process.emit('SIGUSR2', 'SIGUSR2');
+      await Promise.all([first.sink.close(), second.sink.close()]);
+      expect(fake.events.map((e) => e.event).sort()).toEqual(['First', 'Second']);
+      first.sink.write(eventMessage('Late'));
+      expect(first.sink.stats().dropped.after_close).toBe(1);
+      expect(process.listeners('SIGUSR2')).toEqual([appListener]);
+    } finally {
+      process.removeListener('SIGUSR2', appListener);
     }
   });
 

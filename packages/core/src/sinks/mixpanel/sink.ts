@@ -63,6 +63,18 @@ interface FlushWaiter {
   readonly resolve: () => void;
 }
 
+/**
+ * Closes started by a signal, in every sink of the process. Kept in a `Symbol.for` slot so that an ESM
+ * and a CJS copy of this module share it: the last sink to finish is the one that re-raises.
+ */
+const SIGNAL_CLOSINGS = Symbol.for('idstitch.mixpanel.signalClosings');
+
+function signalClosings(): Set<Promise<void>> {
+  const slots = globalThis as { [SIGNAL_CLOSINGS]?: Set<Promise<void>> };
+  slots[SIGNAL_CLOSINGS] ??= new Set();
+  return slots[SIGNAL_CLOSINGS];
+}
+
 const KIND_NOUN = { import: 'events', track: 'events', engage: 'profile updates', groups: 'group updates' };
 
 /**
@@ -178,6 +190,11 @@ export class MixpanelSink implements Sink {
    * Accepts one message: validates it against Mixpanel's rules, serialises it with the project token
    * and queues it for its endpoint. Never throws and never waits; every message it does not queue is
    * counted in `stats().dropped` and, unless routine, reported to `onError`.
+   *
+   * `settled`, when given, is called once with how this message ended (see
+   * {@link MixpanelMessageOutcome}): a durable queue in front of the sink (the Redis outbox) uses it to
+   * acknowledge its copy only once Mixpanel accepted it. A `settled` that throws is reported, never
+   * rethrown.
    */
   write(message: OutgoingMessage, settled?: (outcome: MixpanelMessageOutcome) => void): void {
     this.#tracked += 1;
@@ -190,11 +207,6 @@ export class MixpanelSink implements Sink {
         new IdstitchError(
           'invalid_message',
           `a ${describeKind(message)} could not be serialised and was dropped`,
-   *
-   * `settled`, when given, is called once with how this message ended (see
-   * {@link MixpanelMessageOutcome}): a durable queue in front of the sink (the Redis outbox) uses it to
-   * acknowledge its copy only once Mixpanel accepted it. A `settled` that throws is reported, never
-   * rethrown.
           {
             cause: error,
             details: { kind: safeKind(message) },
@@ -750,6 +762,7 @@ export class MixpanelSink implements Sink {
     this.#dropped[reason] += 1;
     if (reason === 'queue_overflow') this.#overflowDropped += 1;
     this.#emitter.emit('dropped', { reason, count: 1, endpoint });
+    if (settled) this.#tell(settled, told);
   }
 
   #release(batch: Batch, outcome: 'delivered' | DropReason, told: MixpanelMessageOutcome = outcome): void {
@@ -776,7 +789,7 @@ export class MixpanelSink implements Sink {
     messages: readonly QueuedMessage[],
     outcome: 'delivered' | DropReason,
     endpoint: MixpanelEndpoint,
-    if (settled) this.#tell(settled, told);
+    told: MixpanelMessageOutcome = outcome,
   ): void {
     const count = messages.length;
     if (count === 0) return;
@@ -789,9 +802,9 @@ export class MixpanelSink implements Sink {
     } else {
       this.#dropped[outcome] += count;
       if (outcome === 'queue_overflow') this.#overflowDropped += count;
-    told: MixpanelMessageOutcome = outcome,
       this.#emitter.emit('dropped', { reason: outcome, count, endpoint });
     }
+    for (const message of messages) if (message.settled) this.#tell(message.settled, told);
     if (this.#waiters.length > 0) {
       for (const waiter of this.#waiters) {
         let settled = 0;
@@ -804,7 +817,6 @@ export class MixpanelSink implements Sink {
         for (const waiter of done) waiter.resolve();
         this.#updateKeepAlive();
       }
-    for (const message of messages) if (message.settled) this.#tell(message.settled, told);
     }
     if (this.#overflowing && outcome !== 'queue_overflow') this.#maybeStopOverflow();
   }
@@ -889,9 +901,14 @@ export class MixpanelSink implements Sink {
   #onSignal(signal: NodeJS.Signals): void {
     // Removed first, so a second signal gets Node's default behaviour: an impatient operator wins.
     this.#removeSignalHandlers();
-    void this.close().then(() => {
-      // If the app listens too, ending the process is its call; otherwise finish what the signal started.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    const closing = this.close();
+    const closings = signalClosings();
+    closings.add(closing);
+    void closing.then(() => {
+      closings.delete(closing);
+      // Another sink may still be flushing. If the app listens too, ending the process is its call;
+      // otherwise finish what the signal started, with Node's default behaviour.
+      if (closings.size === 0 && process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }
 
