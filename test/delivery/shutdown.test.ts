@@ -88,6 +88,45 @@ describe('close()', () => {
   });
 });
 
+describe('process lifetime', () => {
+  const SCRIPT = fileURLToPath(new URL('./fixtures/script.ts', import.meta.url));
+  async function runScript(mode: 'flush' | 'idle') {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@idstitch/source', SCRIPT], {
+      cwd: ROOT,
+      env: { ...process.env, FAKE_URL: fake.url, MODE: mode, TOKEN, API_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return { code, stats: JSON.parse(stdout.trim() || '{}'), stderr };
+  }
+
+  it('an idle sink with queued events never holds the process open', { timeout: 30_000 }, async () => {
+    const { code, stats } = await runScript('idle');
+    expect(code).toBe(0);
+    // Ending without flush() or close() loses what was queued; that is what they are for.
+    expect(stats).toMatchObject({ tracked: 10, queued: 10, delivered: 0 });
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('await flush() keeps the process alive through a retry backoff until delivery', {
+    timeout: 30_000,
+  }, async () => {
+    fake.fail({ kind: 'status', status: 503 });
+    const { code, stats, stderr } = await runScript('flush');
+    expect(code, stderr).toBe(0);
+    expect(stats, stderr).toMatchObject({ tracked: 10, delivered: 10, queued: 0, requests: 2 });
+    expect(fake.events).toHaveLength(10);
+  });
+});
+
 interface App {
   child: ChildProcess;
   port: number;
