@@ -110,6 +110,26 @@ describe.each(platforms)('IdstitchModule on %s', (platform) => {
     expect(sink.events).toHaveLength(1);
   });
 
+  it('resolveUserId overrides the default with the platform request (typed by forRoot<Req>)', async () => {
+    const sink = new MemorySink();
+    interface ApiKeyRequest {
+      headers: Record<string, string | string[] | undefined>;
+    }
+    @Module({
+      imports: [
+        IdstitchModule.forRoot<ApiKeyRequest>({ sink, resolveUserId: (req) => req.headers['x-api-user'] }),
+      ],
+      controllers: [PingController],
+    })
+    class AppModule {}
+    const { server } = await boot(AppModule, platform);
+    await request(server).get('/ping').set('x-api-user', 'api-7').expect(200);
+    expect(sink.events.map((event) => [event.event, event.properties.$user_id])).toEqual([
+      ['Identified', 'api-7'],
+      ['Pinged', 'api-7'],
+    ]);
+  });
+
   it('flushes and closes the sink on app.close()', async () => {
     const sink = new BatchingSink();
     @Module({ imports: [IdstitchModule.forRoot({ sink })], controllers: [PingController] })
