@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { MixpanelSink } from '@idstitch/core';
 import { createApp } from './app.js';
 
 /**
@@ -6,7 +7,13 @@ import { createApp } from './app.js';
  * needed; `pnpm idstitch report` shows how Mixpanel would stitch it).
  */
 const port = Number(process.env.PORT ?? 3000);
-const { app, engine } = createApp({ secret: process.env.IDSTITCH_SECRET });
+const { app, engine } = createApp({
+  secret: process.env.IDSTITCH_SECRET,
+  // With a project token, send to Mixpanel; otherwise record locally.
+  idstitch: process.env.MIXPANEL_TOKEN
+    ? { sink: new MixpanelSink({ token: process.env.MIXPANEL_TOKEN }) }
+    : {},
+});
 const server = createServer(app.callback()).listen(port, () => {
   console.log(
     `idstitch example shop (Koa) on http://localhost:${(server.address() as { port: number }).port}`,
