@@ -1,0 +1,554 @@
+import {
+  type DropReason,
+  IdstitchError,
+  IdstitchOptionsError,
+  MIXPANEL_LIMITS,
+  type MixpanelSinkOptions,
+  type OutgoingMessage,
+  type Sink,
+  validateMessage,
+} from '@idstitch/core';
+import type { Redis } from 'ioredis';
+import {
+  backoff,
+  closeRedis,
+  errorMessage,
+  openRedis,
+  type RedisConnection,
+  sleep,
+  whenReady,
+} from './connection.js';
+import { optionalFunction, positiveInteger } from './options.js';
+import {
+  BacklogMonitor,
+  encodeMessage,
+  MESSAGE_FIELD,
+  type OutboxStreamOptions,
+  resolveStream,
+} from './stream.js';
+import { OutboxWorker, type OutboxWorkerOptions, type OutboxWorkerStats } from './worker.js';
+
+/** Options of the worker that {@link RedisOutbox} runs in this process (everything but the shared ones). */
+export type InProcessWorkerOptions = Omit<
+  OutboxWorkerOptions,
+  'redis' | 'prefix' | 'stream' | 'group' | 'maxStreamLength' | 'mixpanel' | 'onError'
+>;
+
+export interface RedisOutboxOptions extends OutboxStreamOptions {
+  /** Where Redis is: a `redis://` URL, ioredis options, or an ioredis client (duplicated, never used). */
+  redis: RedisConnection;
+  /**
+   * Mixpanel options (as for `new MixpanelSink()`) of the worker this process runs. Required unless
+   * `worker: false`.
+   */
+  mixpanel?: MixpanelSinkOptions;
+  /**
+   * Run a delivery worker in this process: `true` (default), worker options, or `false` when workers
+   * run as their own processes (`idstitch-outbox-worker`).
+   */
+  worker?: boolean | InProcessWorkerOptions;
+  /**
+   * Messages kept in this process while Redis is unreachable; they are appended as soon as it answers.
+   * Past it, new messages are dropped (`queue_overflow`, reported once per episode). Default 10 000.
+   */
+  maxBufferedMessages?: number;
+  /** Serialised bytes kept in this process while Redis is unreachable. Default 16 MiB. */
+  maxBufferedBytes?: number;
+  /** Messages appended per round trip (a pipeline of `XADD`s). Default 500. */
+  appendBatchSize?: number;
+  /**
+   * How long `flush()` waits for an unreachable Redis before it resolves anyway (the messages stay
+   * buffered and keep being retried). Default 10 000 ms.
+   */
+  flushTimeoutMs?: number;
+  /** Timeout of `close()` when called without one. Default 10 000 ms. */
+  closeTimeoutMs?: number;
+  /** A Redis command not answered within this fails (and is retried). Default 5000 ms. */
+  commandTimeoutMs?: number;
+  /**
+   * Receives every fault: invalid messages, Redis unreachable and back (`delivery_failed` with
+   * `details.state`), the local buffer full (`queue_overflow`), the stream over `maxStreamLength`
+   * (`queue_overflow`), and everything the in-process worker reports. Default: `console.warn`.
+   */
+  onError?: (error: IdstitchError) => void;
+}
+
+/**
+ * Counters of a {@link RedisOutbox}. At every moment `tracked = appended + droppedTotal + buffered`;
+ * after `flush()` with Redis reachable, `buffered` is 0.
+ */
+export interface RedisOutboxStats {
+  /** Messages written, plus drops the producer recorded with `recordDrop()` (consent, ...). */
+  tracked: number;
+  /** Messages appended to the stream. */
+  appended: number;
+  /** Messages waiting in this process to be appended. */
+  buffered: number;
+  bufferedBytes: number;
+  /** Messages dropped before they reached the stream, by reason. */
+  dropped: Record<DropReason, number>;
+  droppedTotal: number;
+  /** The stream's length at the last append, undelivered entries of every instance included. */
+  streamLength: number | undefined;
+  /** Whether the stream is over `maxStreamLength`. */
+  backlogOver: boolean;
+  /** Whether the last append failed because Redis was unreachable. */
+  redisDown: boolean;
+  /** The in-process worker's counters, when it runs. */
+  worker: OutboxWorkerStats | undefined;
+}
+
+interface Buffered {
+  readonly seq: number;
+  readonly json: string;
+  readonly bytes: number;
+}
+
+interface FlushWaiter {
+  readonly target: number;
+  remaining: number;
+  readonly resolve: () => void;
+}
+
+const DROP_REASONS: readonly DropReason[] = [
+  'consent',
+  'invalid',
+  'queue_overflow',
+  'rejected',
+  'retries_exhausted',
+  'shutdown_timeout',
+  'after_close',
+];
+
+/**
+ * A {@link Sink} that appends every message to a Redis Stream (the outbox) instead of sending it from
+ * this process's memory, so a crash or a deploy loses nothing that was appended. Delivery workers read
+ * the stream through a consumer group and send to Mixpanel with the `MixpanelSink` rules, acknowledging
+ * an entry only once Mixpanel accepted it; by default one runs in this process.
+ *
+ * - `write()` validates and serialises, then appends in the background (batched `XADD`s); it never
+ *   waits and never throws. While Redis is unreachable messages wait in a bounded local buffer.
+ * - `flush()` resolves once everything written before it is appended (or dropped) and, with the
+ *   in-process worker, delivered as far as this worker is concerned (see {@link OutboxWorker.flush}).
+ * - `close()` appends what is buffered, closes the worker (what it could not deliver stays in the
+ *   stream for another worker) and ends the connections.
+ *
+ * @example
+ * ```ts
+ * const sink = new RedisOutbox({
+ *   redis: process.env.REDIS_URL!,
+ *   mixpanel: { token: process.env.MIXPANEL_TOKEN!, serviceAccount, projectId },
+ * });
+ * app.use(idstitch({ sink, identityStore, cookie: { secret } }));
+ * ```
+ */
+export class RedisOutbox implements Sink {
+  readonly #stream: string;
+  readonly #redis: Redis;
+  readonly #worker: OutboxWorker | undefined;
+  readonly #backlog: BacklogMonitor;
+  readonly #maxBuffered: number;
+  readonly #maxBufferedBytes: number;
+  readonly #appendBatchSize: number;
+  readonly #flushTimeoutMs: number;
+  readonly #closeTimeoutMs: number;
+  readonly #onError: (error: IdstitchError) => void;
+  #buffer: Buffered[] = [];
+  #bufferedBytes = 0;
+  #appending: Promise<void> | undefined;
+  #appendAttempt = 0;
+  #lastSeq = 0;
+  #waiters: FlushWaiter[] = [];
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #closePromise: Promise<void> | undefined;
+  #down = false;
+  #downSince = 0;
+  #downWaiters: (() => void)[] = [];
+  #overflowing = false;
+  #overflowDropped = 0;
+  #afterCloseReported = false;
+  readonly #abort = new AbortController();
+  #tracked = 0;
+  #appended = 0;
+  readonly #dropped = Object.fromEntries(DROP_REASONS.map((reason) => [reason, 0])) as Record<
+    DropReason,
+    number
+  >;
+
+  /** @throws {IdstitchOptionsError} when an option is missing or invalid; the message names the fix. */
+  constructor(options: RedisOutboxOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new IdstitchOptionsError(
+        'options',
+        'must be an object',
+        "Pass new RedisOutbox({ redis: process.env.REDIS_URL, mixpanel: { token: '…' } }).",
+      );
+    }
+    const { stream, group, maxStreamLength } = resolveStream(options);
+    this.#stream = stream;
+    this.#maxBuffered = positiveInteger(options.maxBufferedMessages, 'maxBufferedMessages', 10_000);
+    this.#maxBufferedBytes = positiveInteger(
+      options.maxBufferedBytes,
+      'maxBufferedBytes',
+      16 * 1024 * 1024,
+      1024,
+    );
+    this.#appendBatchSize = positiveInteger(options.appendBatchSize, 'appendBatchSize', 500, 1, 10_000);
+    this.#flushTimeoutMs = positiveInteger(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0);
+    this.#closeTimeoutMs = positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 10_000, 0);
+    const commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', 5000);
+    this.#onError = optionalFunction(options.onError, 'onError') ?? ((error) => console.warn(error.message));
+    this.#backlog = new BacklogMonitor(stream, maxStreamLength, (error) => this.#report(error));
+
+    const worker = options.worker ?? true;
+    if (worker !== false) {
+      if (options.mixpanel === undefined) {
+        throw new IdstitchOptionsError(
+          'mixpanel',
+          'is required when the outbox runs its delivery worker in this process (the default)',
+          'Pass mixpanel: { token, serviceAccount, projectId }, or worker: false and run `idstitch-outbox-worker`.',
+        );
+      }
+      this.#worker = new OutboxWorker({
+        ...(worker === true ? {} : worker),
+        redis: options.redis,
+        stream,
+        group,
+        maxStreamLength,
+        mixpanel: options.mixpanel,
+        onError: (error) => this.#report(error),
+      });
+    }
+    this.#redis = openRedis(options.redis, 'outbox', commandTimeoutMs);
+    this.#redis.on('ready', () => {
+      if (this.#buffer.length > 0) this.#scheduleAppend();
+    });
+    this.#worker?.start();
+  }
+
+  /** The stream's key. */
+  get stream(): string {
+    return this.#stream;
+  }
+
+  /** The worker running in this process, if any. */
+  get worker(): OutboxWorker | undefined {
+    return this.#worker;
+  }
+
+  /**
+   * Accepts one message: validates it (a message Mixpanel would refuse never enters the stream),
+   * serialises it once (so every delivery attempt, by any worker, carries the same `$insert_id`), and
+   * queues it for appending. Never throws and never waits.
+   */
+  write(message: OutgoingMessage): void {
+    this.#tracked += 1;
+    try {
+      this.#accept(message);
+    } catch (error) {
+      this.#dropNew('invalid');
+      this.#report(
+        new IdstitchError('invalid_message', 'a message could not be serialised and was dropped', {
+          cause: error,
+        }),
+      );
+    }
+  }
+
+  /** Counts messages the producer dropped before they reached the sink (consent, invalid input). */
+  recordDrop(reason: DropReason, count = 1): void {
+    if (!DROP_REASONS.includes(reason) || !Number.isInteger(count) || count <= 0) return;
+    this.#tracked += count;
+    this.#dropped[reason] += count;
+  }
+
+  /**
+   * Resolves once everything written before the call is appended to the stream (or dropped) and, with
+   * the in-process worker, once that worker has delivered what it can read now. While Redis is
+   * unreachable it waits at most `flushTimeoutMs`; the messages then stay buffered and keep being
+   * retried. Never rejects.
+   */
+  async flush(): Promise<void> {
+    await this.#appendedUpTo(this.#lastSeq, this.#flushTimeoutMs);
+    await this.#worker?.flush();
+  }
+
+  /**
+   * Appends what is buffered and closes the in-process worker, within `timeoutMs` (default
+   * `closeTimeoutMs`); then ends the connections. Messages still buffered at the deadline (Redis
+   * unreachable throughout) are dropped as `shutdown_timeout` and reported. What the worker could not
+   * deliver in time is not lost: it stays in the stream for another worker. Later writes are dropped
+   * as `after_close`. Calling it again returns the same promise. Never rejects.
+   */
+  close(timeoutMs: number = this.#closeTimeoutMs): Promise<void> {
+    this.#closePromise ??= this.#close(timeoutMs);
+    return this.#closePromise;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): RedisOutboxStats {
+    const dropped = { ...this.#dropped };
+    return {
+      tracked: this.#tracked,
+      appended: this.#appended,
+      buffered: this.#buffer.length,
+      bufferedBytes: this.#bufferedBytes,
+      dropped,
+      droppedTotal: Object.values(dropped).reduce((sum, n) => sum + n, 0),
+      streamLength: this.#backlog.length,
+      backlogOver: this.#backlog.over,
+      redisDown: this.#down,
+      worker: this.#worker?.stats(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #accept(message: OutgoingMessage): void {
+    if (this.#state === 'closed') {
+      this.#dropNew('after_close');
+      if (!this.#afterCloseReported) {
+        this.#afterCloseReported = true;
+        this.#report(
+          new IdstitchError(
+            'after_close',
+            'a message was written after the Redis outbox was closed and was dropped; later ones are only ' +
+              'counted in stats().dropped.after_close',
+          ),
+        );
+      }
+      return;
+    }
+    const problem = validateMessage(message, Date.now());
+    if (problem) {
+      this.#dropNew('invalid');
+      this.#report(
+        new IdstitchError(
+          'invalid_message',
+          `${message.kind} dropped before the outbox: ${problem.field}: ${problem.message}`,
+          { details: { kind: message.kind, field: problem.field, problem: problem.message } },
+        ),
+      );
+      return;
+    }
+    const json = encodeMessage(message);
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > MIXPANEL_LIMITS.maxMessageBytes) {
+      this.#dropNew('invalid');
+      this.#report(
+        new IdstitchError(
+          'message_too_large',
+          `${message.kind} dropped before the outbox: ${bytes} bytes serialised, the limit is ` +
+            `${MIXPANEL_LIMITS.maxMessageBytes}`,
+          { details: { kind: message.kind, bytes, limit: MIXPANEL_LIMITS.maxMessageBytes } },
+        ),
+      );
+      return;
+    }
+    if (this.#buffer.length >= this.#maxBuffered || this.#bufferedBytes + bytes > this.#maxBufferedBytes) {
+      this.#dropNew('queue_overflow');
+      if (!this.#overflowing) {
+        this.#overflowing = true;
+        this.#overflowDropped = 0;
+        this.#report(
+          new IdstitchError(
+            'queue_overflow',
+            `the outbox's local buffer is full (${this.#buffer.length} messages waiting for Redis); new ` +
+              'messages are dropped until Redis takes them',
+            { details: { state: 'started', maxBufferedMessages: this.#maxBuffered } },
+          ),
+        );
+      }
+      return;
+    }
+    this.#lastSeq += 1;
+    this.#buffer.push({ seq: this.#lastSeq, json, bytes });
+    this.#bufferedBytes += bytes;
+    this.#scheduleAppend();
+  }
+
+  #scheduleAppend(): void {
+    if (this.#appending || this.#state === 'closed') return;
+    this.#appending = this.#appendLoop().finally(() => {
+      this.#appending = undefined;
+      // Written while the last round trip was out, or left by a failure that ended the loop.
+      if (this.#buffer.length > 0 && this.#state !== 'closed' && !this.#down) this.#scheduleAppend();
+    });
+  }
+
+  async #appendLoop(): Promise<void> {
+    // Let the rest of this tick's writes join the first round trip.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await whenReady(this.#redis, 2000);
+    while (this.#buffer.length > 0 && this.#state !== 'closed') {
+      const chunk = this.#buffer.slice(0, this.#appendBatchSize);
+      const pipeline = this.#redis.pipeline();
+      for (const item of chunk) pipeline.xadd(this.#stream, '*', MESSAGE_FIELD, item.json);
+      pipeline.xlen(this.#stream);
+      let results: [Error | null, unknown][] | null = null;
+      let failure: unknown;
+      try {
+        results = await pipeline.exec();
+      } catch (error) {
+        failure = error;
+      }
+      const appended = new Set<Buffered>();
+      chunk.forEach((item, i) => {
+        const result = results?.[i];
+        if (result && !result[0]) appended.add(item);
+        else failure ??= result?.[0] ?? new Error('no reply');
+      });
+      if (appended.size > 0) {
+        this.#buffer = this.#buffer.filter((item) => !appended.has(item));
+        for (const item of appended) this.#bufferedBytes -= item.bytes;
+        this.#appended += appended.size;
+        this.#settle([...appended]);
+        this.#maybeStopOverflow();
+      }
+      const length = results?.[chunk.length];
+      if (length && !length[0] && typeof length[1] === 'number') this.#backlog.observe(length[1]);
+      if (failure === undefined) {
+        this.#appendAttempt = 0;
+        this.#up();
+        continue;
+      }
+      this.#appendAttempt += 1;
+      this.#failed(failure);
+      await sleep(backoff(this.#appendAttempt, 100, 2000), this.#abort.signal);
+    }
+  }
+
+  /**
+   * Resolves when every message up to `target` is appended or dropped, or once Redis has been
+   * unreachable for `outageMs` straight, or at `deadline` (close()). A slow but working Redis is waited for.
+   */
+  async #appendedUpTo(target: number, outageMs: number, deadline = Number.POSITIVE_INFINITY): Promise<void> {
+    const remaining = this.#buffer.filter((item) => item.seq <= target).length;
+    if (remaining === 0) return;
+    let finished = false;
+    let waiter!: FlushWaiter;
+    const done = new Promise<void>((resolve) => {
+      waiter = {
+        target,
+        remaining,
+        resolve: () => {
+          finished = true;
+          resolve();
+        },
+      };
+    });
+    this.#waiters.push(waiter);
+    this.#scheduleAppend();
+    const hardStop = Number.isFinite(deadline)
+      ? sleep(Math.max(0, deadline - Date.now()), this.#abort.signal)
+      : new Promise<void>(() => {});
+    let stopped = false;
+    void hardStop.then(() => {
+      stopped = true;
+    });
+    while (!finished && !stopped) {
+      await Promise.race([done, hardStop, this.#untilDown()]);
+      if (finished || stopped) break;
+      const waitMs = this.#downSince + outageMs - Date.now();
+      if (waitMs <= 0) break;
+      await Promise.race([done, hardStop, sleep(waitMs, this.#abort.signal)]);
+      if (!finished && this.#down && Date.now() - this.#downSince >= outageMs) break;
+    }
+    this.#waiters = this.#waiters.filter((other) => other !== waiter);
+  }
+
+  /** Resolves when Redis is (or becomes) unreachable. */
+  #untilDown(): Promise<void> {
+    if (this.#down) return Promise.resolve();
+    return new Promise((resolve) => this.#downWaiters.push(resolve));
+  }
+
+  #settle(items: readonly Buffered[]): void {
+    if (this.#waiters.length === 0) return;
+    for (const waiter of this.#waiters) {
+      for (const item of items) if (item.seq <= waiter.target) waiter.remaining -= 1;
+    }
+    const done = this.#waiters.filter((waiter) => waiter.remaining <= 0);
+    if (done.length === 0) return;
+    this.#waiters = this.#waiters.filter((waiter) => waiter.remaining > 0);
+    for (const waiter of done) waiter.resolve();
+  }
+
+  #dropNew(reason: DropReason): void {
+    this.#dropped[reason] += 1;
+    if (reason === 'queue_overflow') this.#overflowDropped += 1;
+  }
+
+  #maybeStopOverflow(): void {
+    if (!this.#overflowing || this.#buffer.length > this.#maxBuffered / 2) return;
+    this.#overflowing = false;
+    this.#report(
+      new IdstitchError(
+        'queue_overflow',
+        `the outbox's local buffer has room again; ${this.#overflowDropped} messages were dropped while it was full`,
+        { details: { state: 'stopped', dropped: this.#overflowDropped } },
+      ),
+    );
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.#state = 'closing';
+    if (this.#buffer.length > 0) {
+      this.#scheduleAppend();
+      await this.#appendedUpTo(this.#lastSeq, timeoutMs, deadline);
+    }
+    await this.#worker?.close(Math.max(0, deadline - Date.now()));
+    this.#state = 'closed';
+    this.#abort.abort();
+    const left = this.#buffer.splice(0);
+    this.#bufferedBytes = 0;
+    if (left.length > 0) {
+      this.#dropped.shutdown_timeout += left.length;
+      this.#settle(left);
+      this.#report(
+        new IdstitchError(
+          'shutdown_timeout',
+          `close() ran out of time after ${timeoutMs} ms with Redis unreachable; ${left.length} messages were ` +
+            'not appended to the outbox',
+          { details: { undelivered: left.length, timeoutMs } },
+        ),
+      );
+    }
+    await this.#appending;
+    await closeRedis(this.#redis);
+  }
+
+  #failed(error: unknown): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#downSince = Date.now();
+    for (const wake of this.#downWaiters.splice(0)) wake();
+    this.#report(
+      new IdstitchError(
+        'delivery_failed',
+        `cannot append to the outbox stream ${this.#stream} (${errorMessage(error)}); messages wait in this ` +
+          `process (at most ${this.#maxBuffered}) and are appended when Redis answers again`,
+        { cause: error, details: { state: 'down', stream: this.#stream } },
+      ),
+    );
+  }
+
+  #up(): void {
+    if (!this.#down) return;
+    this.#down = false;
+    this.#report(
+      new IdstitchError('delivery_failed', `the outbox stream ${this.#stream} takes messages again`, {
+        details: { state: 'recovered', stream: this.#stream, buffered: this.#buffer.length },
+      }),
+    );
+  }
+
+  #report(error: IdstitchError): void {
+    try {
+      this.#onError(error);
+    } catch {
+      // A failing hook must not break tracking.
+    }
+  }
+}

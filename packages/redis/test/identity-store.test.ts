@@ -1,0 +1,143 @@
+import type { HeldProfileUpdate, IdstitchError } from '@idstitch/core';
+import { RedisIdentityStore, type RedisIdentityStoreOptions } from '@idstitch/redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedisServer, until } from './helpers/redis-server.js';
+
+let redis: RedisServer;
+const stores: RedisIdentityStore[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((store) => store.close(0)));
+  await redis.ensureRunning();
+  await redis.client.flushall();
+});
+afterAll(() => redis.stop());
+
+function createStore(options: Partial<RedisIdentityStoreOptions> = {}) {
+  const errors: IdstitchError[] = [];
+  const drops: [string, number, string][] = [];
+  const store = new RedisIdentityStore({
+    redis: redis.url,
+    onError: (error) => errors.push(error),
+    onDrop: (deviceId, count, reason) => drops.push([deviceId, count, reason]),
+    ...options,
+  });
+  stores.push(store);
+  return { store, errors, drops };
+}
+
+const update = (name: string, heldAt = Date.now()): HeldProfileUpdate => ({ $set: { name }, heldAt });
+
+describe('RedisIdentityStore', () => {
+  it('holds updates under the prefix with a TTL, and take returns them oldest first and removes them', async () => {
+    const { store } = createStore({ prefix: 'shop:', maxAgeMs: 60_000 });
+    await store.hold('device-1', update('a', 1000 + Date.now()));
+    await store.hold('device-1', update('b', 2000 + Date.now()));
+    expect(await redis.client.keys('*')).toEqual(['shop:held:device-1']);
+    const ttl = await redis.client.pttl('shop:held:device-1');
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+
+    const taken = await store.take('device-1');
+    expect(taken.map((u) => u.$set?.name)).toEqual(['a', 'b']);
+    expect(await store.take('device-1')).toEqual([]);
+    expect(await redis.client.exists('shop:held:device-1')).toBe(0);
+  });
+
+  it('keeps apps with different prefixes apart on one Redis', async () => {
+    const shop = createStore({ prefix: 'shop:' }).store;
+    const blog = createStore({ prefix: 'blog:' }).store;
+    await shop.hold('device-1', update('shop'));
+    await blog.hold('device-1', update('blog'));
+    expect((await blog.take('device-1')).map((u) => u.$set?.name)).toEqual(['blog']);
+    expect((await shop.take('device-1')).map((u) => u.$set?.name)).toEqual(['shop']);
+  });
+
+  it('bounds each device, dropping the oldest and telling onDrop', async () => {
+    const { store, drops } = createStore({ maxUpdatesPerDevice: 3 });
+    for (const name of ['1', '2', '3', '4', '5']) await store.hold('device-1', update(name));
+    expect(drops).toEqual([
+      ['device-1', 1, 'per-device limit'],
+      ['device-1', 1, 'per-device limit'],
+    ]);
+    expect((await store.take('device-1')).map((u) => u.$set?.name)).toEqual(['3', '4', '5']);
+  });
+
+  it('drops updates older than maxAgeMs on take', async () => {
+    let now = Date.now();
+    const { store, drops } = createStore({ maxAgeMs: 1000, now: () => now });
+    await store.hold('device-1', update('old', now));
+    now += 500;
+    await store.hold('device-1', update('fresh', now));
+    now += 700;
+    expect((await store.take('device-1')).map((u) => u.$set?.name)).toEqual(['fresh']);
+    expect(drops).toEqual([['device-1', 1, 'expired']]);
+  });
+
+  it('is atomic: of many concurrent takes through several connections, exactly one gets the updates', async () => {
+    const stores = [createStore().store, createStore().store, createStore().store];
+    for (let round = 0; round < 20; round += 1) {
+      const device = `device-${round}`;
+      await stores[0]!.hold(device, update('x'));
+      await stores[1]!.hold(device, update('y'));
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => stores[i % stores.length]!.take(device)),
+      );
+      const winners = results.filter((taken) => taken.length > 0);
+      expect(winners).toHaveLength(1);
+      expect(winners[0]!.map((u) => u.$set?.name)).toEqual(['x', 'y']);
+    }
+  });
+
+  it('while Redis is down: buffers holds locally (bounded), reports the outage once, and writes them when Redis is back', async () => {
+    const { store, errors, drops } = createStore({ maxBufferedUpdates: 3, takeRetryMs: 0 });
+    const other = createStore().store;
+    await store.hold('device-1', update('before'));
+    await redis.crash();
+    // Holds never reject and never wait for Redis: they go to the local buffer.
+    await store.hold('device-1', update('during-1'));
+    await store.hold('device-2', update('during-2'));
+    await store.hold('device-3', update('during-3'));
+    await store.hold('device-4', update('during-4'));
+    expect(store.stats()).toMatchObject({ buffered: 3, redisDown: true });
+    // Past the bound the least recently held device goes, and onDrop is told.
+    expect(drops).toEqual([['device-1', 1, 'local buffer limit']]);
+    expect(errors.filter((e) => e.details.state === 'down')).toHaveLength(1);
+    // A take that cannot reach Redis rejects (the engine reports store_failed) and keeps what it had.
+    await expect(store.take('device-2')).rejects.toMatchObject({ code: 'store_failed' });
+    expect(store.stats().buffered).toBe(3);
+
+    await redis.restart();
+    await until(() => store.stats().buffered === 0, 'the buffer to be written to Redis');
+    expect(errors.filter((e) => e.details.state === 'recovered')).toHaveLength(1);
+    // Written to Redis, so another instance takes them.
+    expect((await other.take('device-2')).map((u) => u.$set?.name)).toEqual(['during-2']);
+    expect((await other.take('device-4')).map((u) => u.$set?.name)).toEqual(['during-4']);
+    // The server restarted without persistence, so what was held before the crash is gone.
+    expect(await other.take('device-1')).toEqual([]);
+  });
+
+  it('take retries while Redis is briefly down, off the request path', async () => {
+    const { store } = createStore({ takeRetryMs: 10_000 });
+    const other = createStore().store;
+    await store.hold('device-1', update('kept'));
+    await redis.crash();
+    await store.hold('device-1', update('buffered'));
+    const taking = store.take('device-1');
+    await redis.restart();
+    // Restarted without persistence: only what this process buffered survives.
+    expect((await taking).map((u) => u.$set?.name)).toEqual(['buffered']);
+    expect(await other.take('device-1')).toEqual([]);
+  });
+
+  it('rejects bad options with a TypeError naming the option', () => {
+    expect(() => new RedisIdentityStore({ redis: redis.url, prefix: '' })).toThrow(/`prefix`/);
+    expect(() => new RedisIdentityStore({ redis: redis.url, maxUpdatesPerDevice: 0 })).toThrow(
+      /`maxUpdatesPerDevice`/,
+    );
+    expect(() => new RedisIdentityStore({ redis: 42 as never })).toThrow(/`redis`/);
+  });
+});
