@@ -155,6 +155,13 @@ export class OutboxWorker {
   #pausedUntil = 0;
   #down = false;
   #roomWaiters: (() => void)[] = [];
+  #drainWaiters: { after: number; resolve: (complete: boolean) => void }[] = [];
+  /** Number of the read in progress or last made, for {@link OutboxWorker.flush}. */
+  #readSeq = 0;
+  /** Whether the read loop is in a blocking read, which `CLIENT UNBLOCK` can end early. */
+  #blocking = false;
+  /** The reader connection's `CLIENT ID`; forgotten when it reconnects. */
+  #readerId: number | undefined;
   #closePromise: Promise<void> | undefined;
   readonly #abort = new AbortController();
   readonly #counts = { read: 0, claimed: 0, delivered: 0, rejected: 0, released: 0, acked: 0 };
@@ -213,6 +220,9 @@ export class OutboxWorker {
     this.#redis = openRedis(options.redis, 'outbox-worker', commandTimeoutMs);
     // A blocking read may legitimately take blockMs before it answers.
     this.#reader = openRedis(options.redis, 'outbox-reader', this.#blockMs + commandTimeoutMs);
+    this.#reader.on('close', () => {
+      this.#readerId = undefined;
+    });
   }
 
   /** This worker's name in the consumer group. */
@@ -246,40 +256,14 @@ export class OutboxWorker {
    * for it.
    */
   async flush(): Promise<void> {
-    if (this.#state === 'running') {
-      for (;;) {
-        if (!this.#hasRoom()) {
-          await this.#sink.flush();
-          await this.#ackSettled();
-          if (!this.#hasRoom()) break;
-        }
-        let entries: StreamEntry[];
-        try {
-          await this.#ensureGroup();
-          const reply = await this.#redis.xreadgroup(
-            'GROUP',
-            this.#group,
-            this.#consumer,
-            'COUNT',
-            this.#room(),
-            'STREAMS',
-            this.#stream,
-            '>',
-          );
-          entries = entriesOfRead(reply);
-          this.#up();
-        } catch (error) {
-          if (isNoGroup(error)) this.#groupReady = false;
-          else this.#failed(error);
-          break;
-        }
-        if (entries.length === 0) break;
-        this.#counts.read += entries.length;
-        this.#accept(entries);
-      }
+    for (let round = 0; round < 1000; round += 1) {
+      // The read loop reads what is there without blocking, until the stream gives no more.
+      const complete = this.#state === 'running' ? await this.#drain() : true;
+      await this.#claiming;
+      await this.#sink.flush();
+      await this.#ackSettled();
+      if (complete || this.#down || this.#state !== 'running') return;
     }
-    await this.#sink.flush();
-    await this.#ackSettled();
   }
 
   /**
@@ -313,34 +297,37 @@ export class OutboxWorker {
     while (this.#state === 'running') {
       const pause = this.#pausedUntil - Date.now();
       if (pause > 0) {
+        this.#endDrains(false);
         await sleep(pause, this.#abort.signal);
         continue;
       }
       if (!this.#hasRoom()) {
+        // flush() delivers what is held first, then asks again.
+        this.#endDrains(false);
         await this.#waitForRoom();
         continue;
       }
+      const seq = ++this.#readSeq;
+      const draining = this.#drainWaiters.length > 0;
       try {
         await this.#ensureGroup();
-        const reply = await this.#reader.xreadgroup(
-          'GROUP',
-          this.#group,
-          this.#consumer,
-          'COUNT',
-          Math.min(this.#readCount, this.#room()),
-          'BLOCK',
-          this.#blockMs,
-          'STREAMS',
-          this.#stream,
-          '>',
-        );
+        this.#readerId ??= Number(await this.#reader.call('CLIENT', 'ID'));
+        const count = Math.min(this.#readCount, this.#room());
+        const group = ['GROUP', this.#group, this.#consumer, 'COUNT', count] as const;
+        this.#blocking = !draining;
+        const reply = draining
+          ? await this.#reader.xreadgroup(...group, 'STREAMS', this.#stream, '>')
+          : await this.#reader.xreadgroup(...group, 'BLOCK', this.#blockMs, 'STREAMS', this.#stream, '>');
+        this.#blocking = false;
         failures = 0;
         this.#up();
         const entries = entriesOfRead(reply);
         // Read even while closing: they are this worker's now, and the sink may still deliver them.
         this.#counts.read += entries.length;
         this.#accept(entries);
+        if (entries.length === 0) this.#endDrains(true, seq);
       } catch (error) {
+        this.#blocking = false;
         if (this.#state !== 'running') break;
         if (isNoGroup(error)) {
           // Redis lost the group (restarted without persistence): create it again.
@@ -349,9 +336,38 @@ export class OutboxWorker {
         }
         failures += 1;
         this.#failed(error);
+        // flush() does not wait for Redis to come back.
+        this.#endDrains(false);
         await sleep(backoff(failures, 100, 2000), this.#abort.signal);
       }
     }
+    this.#endDrains(false);
+  }
+
+  /**
+   * Asks the read loop to read without blocking until the stream has nothing more for this worker.
+   * Resolves true when it got there, false when it stopped first (no room, Redis unreachable, closing).
+   */
+  #drain(): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.#drainWaiters.push({ after: this.#readSeq, resolve });
+      // A read blocked waiting for new entries is ended now rather than after blockMs.
+      if (this.#blocking && this.#readerId !== undefined) {
+        this.#redis.call('CLIENT', 'UNBLOCK', String(this.#readerId)).catch(() => {});
+      }
+      for (const wake of this.#roomWaiters.splice(0)) wake();
+    });
+  }
+
+  /**
+   * Ends drains: `complete` after an empty read numbered `seq` (only drains asked before that read
+   * started: an entry appended before the flush() call was in the stream when it ran).
+   */
+  #endDrains(complete: boolean, seq = Number.POSITIVE_INFINITY): void {
+    if (this.#drainWaiters.length === 0) return;
+    const ended = this.#drainWaiters.filter((waiter) => waiter.after < seq);
+    this.#drainWaiters = this.#drainWaiters.filter((waiter) => waiter.after >= seq);
+    for (const waiter of ended) waiter.resolve(complete);
   }
 
   /** Takes over entries left pending longer than `claimIdleMs`, and checks the stream's length. */
@@ -413,6 +429,7 @@ export class OutboxWorker {
 
   async #ensureGroup(): Promise<void> {
     if (this.#groupReady) return;
+    await whenReady(this.#redis, 2000);
     await ensureGroup(this.#redis, this.#stream, this.#group);
     this.#groupReady = true;
   }
@@ -471,6 +488,7 @@ export class OutboxWorker {
   async #ackLoop(): Promise<void> {
     // Let the rest of a delivered batch settle first, so one round trip acknowledges it all.
     await new Promise<void>((resolve) => setImmediate(resolve));
+    await whenReady(this.#redis, 2000);
     while (this.#toAck.length > 0 && this.#state !== 'closed') {
       const ids = this.#toAck.slice(0, 1000);
       try {

@@ -107,7 +107,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     await exited(child);
     running.delete(child);
   };
-  return {
+  const server: RedisServer = {
     port,
     url: `redis://127.0.0.1:${port}`,
     client,
@@ -118,7 +118,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       up = true;
     },
     async ensureRunning() {
-      if (!up) await this.restart();
+      if (!up) await server.restart();
     },
     async stop() {
       client.disconnect();
@@ -126,6 +126,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return server;
 }
 
 /** Polls `condition` until it holds (a condition, never a fixed sleep); fails after `timeoutMs`. */
