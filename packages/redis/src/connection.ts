@@ -106,6 +106,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * A backoff wait before retrying a command on `redis`: ends after `ms`, when `signal` aborts, or as soon
+ * as the connection is ready again, so that recovery does not wait out the rest of the backoff.
+ */
+export function retryPause(redis: Redis, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    redis.once('ready', done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Exponential backoff from `minMs` doubling to `maxMs`, for reconnect-style retries. */
 export function backoff(attempt: number, minMs: number, maxMs: number): number {
   return Math.min(maxMs, minMs * 2 ** Math.min(Math.max(attempt - 1, 0), 20));

@@ -15,6 +15,7 @@ import {
   errorMessage,
   openRedis,
   type RedisConnection,
+  retryPause,
   sleep,
   whenReady,
 } from './connection.js';
@@ -414,7 +415,7 @@ export class RedisOutbox implements Sink {
       }
       this.#appendAttempt += 1;
       this.#failed(failure);
-      await sleep(backoff(this.#appendAttempt, 100, 2000), this.#abort.signal);
+      await retryPause(this.#redis, backoff(this.#appendAttempt, 100, 2000), this.#abort.signal);
     }
   }
 

@@ -15,6 +15,7 @@ import {
   errorMessage,
   openRedis,
   type RedisConnection,
+  retryPause,
   sleep,
   whenReady,
 } from './connection.js';
@@ -338,7 +339,7 @@ export class OutboxWorker {
         this.#failed(error);
         // flush() does not wait for Redis to come back.
         this.#endDrains(false);
-        await sleep(backoff(failures, 100, 2000), this.#abort.signal);
+        await retryPause(this.#reader, backoff(failures, 100, 2000), this.#abort.signal);
       }
     }
     this.#endDrains(false);
@@ -510,7 +511,7 @@ export class OutboxWorker {
         this.#ackAttempt += 1;
         this.#failed(error);
         if (this.#state === 'closing') return;
-        await sleep(backoff(this.#ackAttempt, 100, 2000), this.#abort.signal);
+        await retryPause(this.#redis, backoff(this.#ackAttempt, 100, 2000), this.#abort.signal);
       }
     }
   }
