@@ -312,7 +312,7 @@ export class OutboxWorker {
       const draining = this.#drainWaiters.length > 0;
       try {
         await this.#ensureGroup();
-        this.#readerId ??= Number(await this.#reader.call('CLIENT', 'ID'));
+        this.#readerId ??= await this.#clientId();
         const count = Math.min(this.#readCount, this.#room());
         const group = ['GROUP', this.#group, this.#consumer, 'COUNT', count] as const;
         this.#blocking = !draining;
@@ -346,6 +346,19 @@ export class OutboxWorker {
   }
 
   /**
+   * The reader's `CLIENT ID`, so flush() can end its blocking read early; 0 when the server refuses the
+   * command (some managed services do), and flush() then waits out at most one `blockMs`.
+   */
+  async #clientId(): Promise<number> {
+    try {
+      return Number(await this.#reader.call('CLIENT', 'ID'));
+    } catch (error) {
+      if (this.#reader.status !== 'ready') throw error;
+      return 0;
+    }
+  }
+
+  /**
    * Asks the read loop to read without blocking until the stream has nothing more for this worker.
    * Resolves true when it got there, false when it stopped first (no room, Redis unreachable, closing).
    */
@@ -353,7 +366,7 @@ export class OutboxWorker {
     return new Promise((resolve) => {
       this.#drainWaiters.push({ after: this.#readSeq, resolve });
       // A read blocked waiting for new entries is ended now rather than after blockMs.
-      if (this.#blocking && this.#readerId !== undefined) {
+      if (this.#blocking && this.#readerId) {
         this.#redis.call('CLIENT', 'UNBLOCK', String(this.#readerId)).catch(() => {});
       }
       for (const wake of this.#roomWaiters.splice(0)) wake();
@@ -588,7 +601,7 @@ export class OutboxWorker {
     this.#report(
       new IdstitchError(
         'delivery_failed',
-        `the outbox worker cannot reach Redis (${errorMessage(error)}); it retries, and entries it holds ` +
+        `the outbox worker's Redis commands fail (${errorMessage(error)}); it retries, and entries it holds ` +
           'stay pending until they are acknowledged',
         { cause: error, details: { state: 'down', consumer: this.#consumer } },
       ),
