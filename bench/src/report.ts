@@ -1,0 +1,382 @@
+/** RESULTS.md and results.json from one run: targets first (pass/fail computed here), then every table. */
+import type { BenchConfig } from './config.js';
+import { MIN_DELIVERED_FOR_TARGETS, PEER_LABELS, type Peer } from './delivery/peers.js';
+import type { DeliveryResult, DeliverySummary } from './delivery/run.js';
+import { cell, fmt, ratio, type Summary, spreadCell } from './lib/stats.js';
+import type { LoadSnapshot, MachineInfo } from './machine.js';
+import type { MicroResult } from './micro/run.js';
+import type { OverheadResult, OverheadSummary } from './overhead/run.js';
+import { FRAMEWORK_LABELS, type Framework, VARIANT_LABELS, type Variant } from './overhead/variants.js';
+import type { StallResult } from './stall/run.js';
+
+export interface BenchResults {
+  config: BenchConfig;
+  machine: MachineInfo;
+  load: LoadSnapshot[];
+  durationSeconds: number;
+  overhead?: OverheadResult;
+  delivery?: DeliveryResult;
+  stall?: StallResult;
+  micro?: MicroResult;
+  targets: Target[];
+  profiles: Array<{ target: string; markdown: string }>;
+  notes: string[];
+}
+
+export interface Target {
+  id: string;
+  description: string;
+  goal: string;
+  measured: string;
+  value: number;
+  pass: boolean | undefined;
+  /** What was measured when the target could not be evaluated, or what the figure hides. */
+  detail?: string;
+}
+
+function overheadRow(result: OverheadResult | undefined, framework: Framework, variant: Variant) {
+  return result?.summaries.find((row) => row.framework === framework && row.variant === variant);
+}
+
+/** Best peer for the delivery targets: most events per CPU second among those that delivered everything. */
+export function bestPeer(delivery: DeliveryResult): DeliverySummary | undefined {
+  return delivery.summaries
+    .filter((row) => row.peer !== 'idstitch' && row.receivedRatio.median >= MIN_DELIVERED_FOR_TARGETS)
+    .sort((a, b) => b.eventsPerCpuSecond.median - a.eventsPerCpuSecond.median)[0];
+}
+
+export function computeTargets(results: Pick<BenchResults, 'overhead' | 'delivery' | 'stall'>): Target[] {
+  const targets: Target[] = [];
+  const { overhead, delivery, stall } = results;
+  const goals: Array<[Framework, number]> = [
+    ['express', 0.93],
+    ['koa', 0.93],
+    ['nest', 0.95],
+  ];
+  for (const [framework, goal] of goals) {
+    const row = overheadRow(overhead, framework, 'idstitch');
+    targets.push({
+      id: `overhead-${framework}`,
+      description: `${FRAMEWORK_LABELS[framework]}: req/s with idstitch and one \`track()\` per request, as a share of bare`,
+      goal: `≥ ${goal.toFixed(2)}×`,
+      measured: row ? `${fmt(row.reqPerSecRatio.median, 2)}× (${spreadCell(row.reqPerSecRatio)})` : 'not run',
+      value: row?.reqPerSecRatio.median ?? Number.NaN,
+      pass: row ? row.reqPerSecRatio.median >= goal : undefined,
+    });
+  }
+  for (const [framework] of goals) {
+    const row = overheadRow(overhead, framework, 'idstitch');
+    targets.push({
+      id: `vs-handwritten-${framework}`,
+      description: `${FRAMEWORK_LABELS[framework]}: req/s with idstitch as a multiple of the hand-written \`mixpanel\` approach`,
+      goal: '≥ 3×',
+      measured: row?.vsHandwritten
+        ? `${fmt(row.vsHandwritten.median, 2)}× (${spreadCell(row.vsHandwritten)})`
+        : 'not run',
+      value: row?.vsHandwritten?.median ?? Number.NaN,
+      pass: row?.vsHandwritten ? row.vsHandwritten.median >= 3 : undefined,
+    });
+  }
+  const mine = delivery?.summaries.find((row) => row.peer === 'idstitch');
+  const best = delivery ? bestPeer(delivery) : undefined;
+  const smallest = delivery?.summaries
+    .filter((row) => row.peer !== 'idstitch' && row.receivedRatio.median >= MIN_DELIVERED_FOR_TARGETS)
+    .sort((a, b) => a.bytesPer100k.median - b.bytesPer100k.median)[0];
+  const cpuRatio =
+    mine && best ? ratio(mine.eventsPerCpuSecond.median, best.eventsPerCpuSecond.median) : Number.NaN;
+  targets.push({
+    id: 'delivery-cpu',
+    description: `Delivery: events per CPU second, idstitch against the best peer${best ? ` (${best.peer})` : ''}`,
+    goal: '≥ 1.5×',
+    measured: Number.isFinite(cpuRatio)
+      ? `${fmt(cpuRatio, 2)}× (${fmt(mine?.eventsPerCpuSecond.median ?? 0)} vs ${fmt(best?.eventsPerCpuSecond.median ?? 0)})`
+      : 'not run',
+    value: cpuRatio,
+    pass: Number.isFinite(cpuRatio) ? cpuRatio >= 1.5 : undefined,
+  });
+  const bytesRatio = mine && best ? ratio(mine.bytesPer100k.median, best.bytesPer100k.median) : Number.NaN;
+  const smallestRatio =
+    mine && smallest ? ratio(mine.bytesPer100k.median, smallest.bytesPer100k.median) : Number.NaN;
+  targets.push({
+    id: 'delivery-bytes',
+    description: `Delivery: bytes on the wire, idstitch against that best peer${best ? ` (${best.peer})` : ''}`,
+    goal: '≤ 0.35×',
+    measured: Number.isFinite(bytesRatio)
+      ? `${fmt(bytesRatio, 3)}× (${fmt((mine?.bytesPer100k.median ?? 0) / 2 ** 20, 1)} vs ${fmt((best?.bytesPer100k.median ?? 0) / 2 ** 20, 1)} MiB per 100 000 events)`
+      : 'not run',
+    value: bytesRatio,
+    pass: Number.isFinite(bytesRatio) ? bytesRatio <= 0.35 : undefined,
+    detail:
+      smallest && smallest.peer !== best?.peer
+        ? `Against the peer with the fewest bytes (${smallest.peer}): ${fmt(smallestRatio, 2)}×.`
+        : undefined,
+  });
+  targets.push({
+    id: 'stall-memory',
+    description: `Memory under stall: peak RSS while ${stall ? fmt(stall.events) : '1 000 000'} events are tracked against a server that never answers`,
+    goal: stall
+      ? `≤ ${fmt(stall.limitMb)} MiB (budget ${fmt(stall.budgetMb)} MiB + 64 MiB)`
+      : '≤ budget + 64 MiB',
+    measured: stall ? `${fmt(stall.peakRssMb.median, 1)} MiB (${spreadCell(stall.peakRssMb)})` : 'not run',
+    value: stall?.peakRssMb.median ?? Number.NaN,
+    pass: stall ? stall.peakRssMb.median <= stall.limitMb : undefined,
+    detail: stall
+      ? `Growth over the process's RSS before the first event: ${fmt(stall.growthMb.median, 1)} MiB; the same loop into a ` +
+        `discarding sink peaks at ${fmt(stall.discardPeakRssMb.median, 1)} MiB; heap still used after a full GC: ` +
+        `${fmt(stall.retainedHeapMb.median, 1)} MiB.`
+      : undefined,
+  });
+  return targets;
+}
+
+const verdict = (pass: boolean | undefined) =>
+  pass === undefined ? 'not run' : pass ? '**pass**' : '**FAIL**';
+
+function targetsTable(targets: Target[]): string {
+  return [
+    '| target | goal | measured (median of rounds) | result |',
+    '| --- | --- | --- | --- |',
+    ...targets.map(
+      (target) =>
+        `| ${target.description} | ${target.goal} | ${target.measured}${target.detail ? `<br>${target.detail}` : ''} | ${verdict(target.pass)} |`,
+    ),
+  ].join('\n');
+}
+
+function ms(summary: Summary): string {
+  return cell(summary, summary.median < 10 ? 1 : 0);
+}
+
+function overheadTables(result: OverheadResult): string {
+  const parts: string[] = [];
+  const frameworks = [...new Set(result.summaries.map((row) => row.framework))];
+  for (const framework of frameworks) {
+    const rows = result.summaries.filter((row) => row.framework === framework);
+    parts.push(
+      `### ${FRAMEWORK_LABELS[framework]}`,
+      '',
+      '| variant | req/s | × bare | p50 ms | p50 × bare | p99 ms | p99 × bare | CPU µs/req | added CPU µs/req | loop delay p99 ms | × hand-written |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map((row: OverheadSummary) => {
+        const label = VARIANT_LABELS[framework][row.variant] ?? row.variant;
+        const bare = row.variant === 'bare';
+        return [
+          label,
+          cell(row.reqPerSec),
+          bare ? '1' : `${fmt(row.reqPerSecRatio.median, 3)} (${spreadCell(row.reqPerSecRatio)})`,
+          ms(row.p50Ms),
+          bare ? '1' : fmt(row.p50Ratio.median, 2),
+          ms(row.p99Ms),
+          bare ? '1' : fmt(row.p99Ratio.median, 2),
+          cell(row.cpuUsPerRequest, 1),
+          bare ? '0' : cell(row.addedCpuUs, 1),
+          cell(row.loopDelayP99Ms, 1),
+          row.vsHandwritten ? `${fmt(row.vsHandwritten.median, 2)}×` : '',
+        ]
+          .join(' | ')
+          .replace(/^/, '| ')
+          .concat(' |');
+      }),
+      '',
+    );
+    const errors = rows.reduce((sum, row) => sum + row.errors, 0);
+    if (errors > 0) parts.push(`Load errors, timeouts or non-200 answers: ${errors} in all.`, '');
+  }
+  const deliveredRows = result.runs.filter(
+    (run) => run.variant === 'idstitch' || run.variant === 'handwritten',
+  );
+  if (deliveredRows.length > 0) {
+    parts.push(
+      'Every idstitch and hand-written request tracked one event, all acknowledged by the ingest server before each ' +
+        'server closed (warm-up included), as the SDKs counted them: ' +
+        deliveredRows
+          .map(
+            (run) =>
+              `${run.framework}/${run.variant} r${run.round + 1}: ${fmt(run.deliveredEvents)} events in ${fmt(run.ingestRequests)} requests`,
+          )
+          .join('; ') +
+        '.',
+      '',
+    );
+  }
+  return parts.join('\n');
+}
+
+function deliveryTable(result: DeliveryResult): string {
+  const mine = result.summaries.find((row) => row.peer === 'idstitch') as DeliverySummary;
+  const x = (value: number, base: number, digits = 2) => `${fmt(ratio(value, base), digits)}×`;
+  return [
+    '| SDK | events/s | × idstitch | CPU s per 100 000 events | × idstitch | events per CPU s | × idstitch | bytes on the wire per 100 000 events | × idstitch | requests per 100 000 | peak RSS MiB | × idstitch | delivered |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...result.summaries.map(
+      (row) =>
+        `${[
+          `| ${PEER_LABELS[row.peer as Peer]}`,
+          cell(row.eventsPerSecond),
+          x(row.eventsPerSecond.median, mine.eventsPerSecond.median),
+          cell(row.cpuSecondsPer100k, 2),
+          x(row.cpuSecondsPer100k.median, mine.cpuSecondsPer100k.median),
+          cell(row.eventsPerCpuSecond),
+          x(row.eventsPerCpuSecond.median, mine.eventsPerCpuSecond.median),
+          `${fmt(row.bytesPer100k.median / 2 ** 20, 2)} MiB (${spreadCell(row.bytesPer100k)})`,
+          x(row.bytesPer100k.median, mine.bytesPer100k.median),
+          fmt(row.requestsPer100k.median),
+          cell(row.peakRssMb),
+          x(row.peakRssMb.median, mine.peakRssMb.median),
+          `${fmt(row.receivedRatio.median * 100, 1)} %`,
+        ].join(' | ')} |`,
+    ),
+  ].join('\n');
+}
+
+function stallTable(result: StallResult): string {
+  const rows = result.runs.map(
+    (run) =>
+      `${[
+        `| ${run.round + 1}`,
+        fmt(run.events),
+        `${fmt(run.trackMs)} ms (${fmt(run.eventsPerSecond)} events/s)`,
+        `${fmt(run.budgetMessages)} messages / ${fmt(run.budgetMb)} MiB`,
+        `${fmt(run.maxQueued)} messages / ${fmt(run.maxQueuedMb, 1)} MiB`,
+        fmt(run.droppedOverflow),
+        fmt(run.droppedShutdown),
+        fmt(run.rssBeforeMb, 1),
+        fmt(run.peakRssMb, 1),
+        fmt(run.discard.peakRssMb, 1),
+        fmt(run.maxHeapUsedMb, 1),
+        fmt(run.retainedHeapMb, 1),
+        fmt(run.ingestRequests),
+      ].join(' | ')} |`,
+  );
+  return [
+    '| round | events tracked | time to track them | queue budget | most of it used | dropped: queue full | dropped: at close | RSS before, MiB | peak RSS, MiB | peak RSS, same loop into a discarding sink | peak heap used, MiB | heap after full GC, MiB | requests the server held |',
+    '| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+  ].join('\n');
+}
+
+function microTable(result: MicroResult): string {
+  const base = result.summaries[0];
+  return [
+    '| path | mean ns per request | spread over rounds | p99 ns | added over no idstitch |',
+    '| --- | ---: | --- | ---: | ---: |',
+    ...result.summaries.map(
+      (row) =>
+        `| ${row.name} | ${fmt(row.meanNs.median)} | ${cell(row.meanNs)} | ${fmt(row.p99Ns.median)} | ${
+          base && row !== base ? `${fmt((row.meanNs.median - base.meanNs.median) / 1000, 2)} µs` : ''
+        } |`,
+    ),
+  ].join('\n');
+}
+
+export function renderMarkdown(results: BenchResults): string {
+  const { config, machine } = results;
+  const failed = results.targets.filter((target) => target.pass === false);
+  const idle = results.load.every((snapshot) => snapshot.others.length === 0);
+  const loadLines = results.load.map(
+    (snapshot) =>
+      `- ${snapshot.at}: load average ${snapshot.load1.toFixed(2)}; ${
+        snapshot.others.length
+          ? `other processes busy: ${snapshot.others.join(', ')}`
+          : 'no other process used ≥ 5 % of a core'
+      }`,
+  );
+  const sections: string[] = [
+    '# idstitch benchmarks against its peers',
+    '',
+    `Written by \`pnpm bench${config.quick ? ' --quick' : ''}\` on ${machine.date.slice(0, 10)} in ${fmt(results.durationSeconds)} s. ` +
+      `Every figure is from this one run on one machine; ratios compare against baselines measured in the same run. ` +
+      `Medians over rounds, with the range (min–max) or the half-range as ±%. Method and how to read the tables: ` +
+      '[bench/README.md](README.md).',
+    '',
+    '## Targets',
+    '',
+    targetsTable(results.targets),
+    '',
+    failed.length === 0
+      ? 'Every target that was measured passed.'
+      : `Missed: ${failed.map((target) => target.id).join(', ')}. Profiles of where the time goes are under [Profiles of the missed targets](#profiles-of-the-missed-targets).`,
+    '',
+    '## Machine and run',
+    '',
+    `- ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GiB; ${machine.platform}, kernel ${machine.kernel}`,
+    `- Node ${machine.node} (V8 ${machine.v8}); idstitch at commit ${machine.commit ?? 'unknown'}${machine.dirty ? ' with uncommitted changes in packages/' : ''}, measured from its built \`dist/\` (what npm users run)`,
+    `- ${Object.entries(machine.versions)
+      .map(([name, version]) => `${name} ${version}`)
+      .join(', ')}`,
+    `- Rounds: overhead ${config.overhead.rounds} (warm-up ${config.overhead.warmupSeconds} s + ${config.overhead.durationSeconds} s of load, ${config.overhead.connections} connections, keep-alive), ` +
+      `delivery ${config.delivery.rounds} × ${fmt(config.delivery.events)} events, stall ${config.stall.rounds} × ${fmt(config.stall.events)} events, micro ${config.micro.rounds} × ${config.micro.timeMs} ms per task`,
+    `- Other load on the machine (sampled before and after each scenario): ${idle ? 'none seen: the machine was otherwise idle' : 'see below; figures taken while other processes were busy are less reliable'}`,
+    ...loadLines.map((line) => `  ${line}`),
+    '',
+  ];
+  if (results.overhead) {
+    sections.push(
+      '## 1. Request overhead',
+      '',
+      `Hello-world route, ${results.overhead.connections} connections with keep-alive from autocannon in its own process, ` +
+        'loopback. Each request carries a signed idstitch device cookie already linked to the signed-in user ' +
+        "(`x-user-id`, standing in for the app's auth), so identity is steady: no `Set-Cookie`, no identify event. " +
+        "CPU per request is the server process's `process.cpuUsage()` over the measured window divided by the " +
+        'requests it answered (gzip and sockets of the sink included); "added" is against bare in the same round.',
+      '',
+      overheadTables(results.overhead),
+    );
+  }
+  if (results.delivery) {
+    const best = bestPeer(results.delivery);
+    sections.push(
+      `## 2. Delivery of ${fmt(results.delivery.events)} events`,
+      '',
+      'Each SDK in a process of its own, tracking the same event (10 properties, 1000 users) as fast as it accepts ' +
+        'them (chunks of 250, yielding to the event loop between chunks), then flushing; clock and CPU stop when the ' +
+        "SDK reports everything acknowledged. Bytes on the wire are what the loopback ingest server's sockets read " +
+        '(request lines, headers and bodies as sent). Ratios are to idstitch (below 1 is less than idstitch). ' +
+        `The "best peer" of the targets is the one with the most events per CPU second among those that delivered ≥ ${MIN_DELIVERED_FOR_TARGETS * 100} %: ${best?.peer ?? 'none'}.`,
+      '',
+      deliveryTable(results.delivery),
+      '',
+    );
+  }
+  if (results.stall) {
+    sections.push(
+      '## 3. Memory under stall',
+      '',
+      'The ingest server reads every request and never answers. The process tracks the events through ' +
+        '`forUser().track()` into a `MixpanelSink` with its default budgets; the baseline of the same round runs the ' +
+        "same loop into a sink that discards everything. Peak RSS is the kernel's high-water mark (`maxRSS`).",
+      '',
+      stallTable(results.stall),
+      '',
+    );
+  }
+  if (results.micro) {
+    sections.push(
+      '## 4. Identity hot path (micro-benchmark)',
+      '',
+      "tinybench, one request's work without HTTP: the returning visitor of scenario 1 (signed cookie linked to the " +
+        'user, one `track()` with two properties) into a sink that discards, against the same request with no ' +
+        'idstitch. Each round in a fresh process.',
+      '',
+      microTable(results.micro),
+      '',
+    );
+  }
+  if (results.profiles.length > 0) {
+    sections.push('## Profiles of the missed targets', '');
+    for (const profile of results.profiles) sections.push(profile.markdown, '');
+  } else if (failed.length > 0) {
+    sections.push(
+      '## Profiles of the missed targets',
+      '',
+      'Not profiled in this run (`--quick` or `--no-profile`); run `pnpm bench` for the profiles.',
+      '',
+    );
+  }
+  if (results.notes.length > 0)
+    sections.push('## Notes', '', ...results.notes.map((note) => `- ${note}`), '');
+  return `${sections
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
+}
