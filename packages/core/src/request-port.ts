@@ -21,4 +21,10 @@ export interface RequestPort<Req = unknown> {
    * Leave it out when the framework does not sign cookies.
    */
   isCookieStale?(name: string): boolean;
+  /**
+   * How many values of cookie `name` the framework's own signing rejected and `cookies()` left out (Koa with
+   * `app.keys`), so that a tampered or planted cookie is still reported. Leave it out when the framework does
+   * not sign cookies.
+   */
+  rejectedCookies?(name: string): number;
 }

@@ -49,26 +49,31 @@ function koaRequestPort(ctx: Context, deviceCookie: string): RequestPort<Context
   const port = nodeRequestPort(ctx, { ip: ctx.ip, secure: ctx.secure, path: ctx.originalUrl });
   const keys = (ctx.cookies as SigningCookies).keys;
   if (!keys) return port;
-  let stale = false;
+  let checked: { verified: string[]; rejected: number; stale: boolean } | undefined;
+  const device = () => {
+    if (checked) return checked;
+    const values = port.cookies(deviceCookie);
+    const signatures = port.cookies(`${deviceCookie}.sig`);
+    let stale = false;
+    const verified = values.filter((value) => {
+      // `cookies` signs `name=value` as written; ctx.cookies.set was given the URI-encoded value.
+      const data = `${deviceCookie}=${encodeURIComponent(value)}`;
+      let key = -1;
+      for (const signature of signatures) {
+        const index = keys.index(data, signature);
+        if (index >= 0 && (key < 0 || index < key)) key = index;
+      }
+      if (key > 0) stale = true;
+      return key >= 0;
+    });
+    checked = { verified, rejected: values.length - verified.length, stale };
+    return checked;
+  };
   return {
     ...port,
-    cookies(name) {
-      const values = port.cookies(name);
-      if (name !== deviceCookie) return values;
-      const signatures = port.cookies(`${name}.sig`);
-      return values.filter((value) => {
-        // `cookies` signs `name=value` as written; ctx.cookies.set was given the URI-encoded value.
-        const data = `${name}=${encodeURIComponent(value)}`;
-        let key = -1;
-        for (const signature of signatures) {
-          const index = keys.index(data, signature);
-          if (index >= 0 && (key < 0 || index < key)) key = index;
-        }
-        if (key > 0) stale = true;
-        return key >= 0;
-      });
-    },
-    isCookieStale: (name) => name === deviceCookie && stale,
+    cookies: (name) => (name === deviceCookie ? device().verified : port.cookies(name)),
+    isCookieStale: (name) => name === deviceCookie && device().stale,
+    rejectedCookies: (name) => (name === deviceCookie ? device().rejected : 0),
   };
 }
 

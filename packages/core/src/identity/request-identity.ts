@@ -1,5 +1,5 @@
 import type { CookieAttributes, CookieWrite } from '../cookie/cookie-header.js';
-import { DeviceCookieCodec } from '../cookie/device-cookie.js';
+import { DeviceCookieCodec, type DeviceCookieRejection } from '../cookie/device-cookie.js';
 import {
   browserDeviceId,
   type MixpanelBrowserState,
@@ -250,35 +250,34 @@ export class RequestIdentity<Req> {
 
   private readDeviceCookie(): { state: IdentityState; stale: boolean } | undefined {
     const { codec, options } = this.context;
-    const values = this.port.cookies(options.cookie.name);
-    if (values.length === 0) return undefined;
-    if (values.length > 1) {
+    const name = options.cookie.name;
+    const values = this.port.cookies(name);
+    const rejectedByFramework = this.port.rejectedCookies?.(name) ?? 0;
+    const carried = values.length + rejectedByFramework;
+    if (carried === 0) return undefined;
+    if (carried > 1) {
       options.report(
-        new IdstitchError(
-          'duplicate_cookie',
-          `request carried ${values.length} "${options.cookie.name}" cookies; using the first that verifies`,
-          { details: { count: values.length } },
-        ),
+        new IdstitchError('duplicate_cookie', `request carried ${carried} "${name}" cookies; using the first that verifies`, {
+          details: { count: carried },
+        }),
       );
     }
-    let rejection: string | undefined;
+    let rejection: DeviceCookieRejection | 'framework signature' | undefined =
+      rejectedByFramework > 0 ? 'framework signature' : undefined;
     for (const value of values) {
       const decoded = codec.decode(value);
       // Several values mean one was planted: rewrite ours so the browser keeps a single good one.
       if (decoded.ok) {
-        const stale =
-          decoded.stale || values.length > 1 || this.port.isCookieStale?.(options.cookie.name) === true;
+        const stale = decoded.stale || carried > 1 || this.port.isCookieStale?.(name) === true;
         return { state: decoded.state, stale };
       }
       rejection ??= decoded.reason;
     }
     options.report(
       new IdstitchError(
-        rejection === 'tampered' ? 'tampered_cookie' : 'invalid_cookie',
+        rejection === 'malformed' ? 'invalid_cookie' : 'tampered_cookie',
         `device cookie rejected (${rejection}); a new device ID was issued`,
-        {
-          details: { reason: rejection },
-        },
+        { details: { reason: rejection } },
       ),
     );
     return undefined;

@@ -238,6 +238,26 @@ describe('device cookie input', () => {
     expect(resigned.split('.')[1]).toBe(cookie.split('.')[1]);
   });
 
+  it('reports values the framework signature rejected: tampered when none is left, duplicate otherwise', () => {
+    const { errors, engine, start, cookieFrom } = setup();
+    const genuine = cookieFrom(start())!;
+    const frameworkRejected = (cookies: Record<string, string>) => ({
+      ...fakeRequestPort<TestRequest>({ cookies }),
+      rejectedCookies: (name: string) => (name === 'idstitch_device' ? 1 : 0),
+    });
+    errors.length = 0;
+    const none = engine.handle(frameworkRejected({}));
+    expect(none.tracker.identity.deviceId).not.toBe(genuine.split('.')[1]);
+    expect(errors.map((error) => [error.code, error.details.reason])).toEqual([
+      ['tampered_cookie', 'framework signature'],
+    ]);
+    errors.length = 0;
+    const kept = engine.handle(frameworkRejected({ idstitch_device: genuine }));
+    expect(kept.tracker.identity.deviceId).toBe(genuine.split('.')[1]);
+    expect(errors.map((error) => error.code)).toEqual(['duplicate_cookie']);
+    expect(cookieFrom(kept)).toBe(genuine);
+  });
+
   it('sets the cookie attributes from the options', () => {
     const { start } = setup({
       cookie: { secret: SECRET, domain: '.shop.test', maxAge: 3600, sameSite: 'strict' },
