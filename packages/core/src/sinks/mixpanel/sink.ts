@@ -336,6 +336,13 @@ export class MixpanelSink implements Sink {
       this.#dropNew('rejected', lane.endpoint, settled, 'unauthorized');
       return;
     }
+    // With drop_newest and every message slot taken, nothing written now can be queued, whatever its size:
+    // drop it before paying for serialisation, so that a long outage costs the app as little as possible.
+    if (this.#options.overflow === 'drop_newest' && this.#queued >= this.#options.maxQueueMessages) {
+      this.#startOverflow();
+      this.#dropNew('queue_overflow', lane.endpoint, settled);
+      return;
+    }
     const json = this.#serialize(message);
     const bytes = Buffer.byteLength(json, 'utf8');
     const limit = Math.min(MIXPANEL_LIMITS.maxMessageBytes, this.#options.maxBatchBytes - 2);
