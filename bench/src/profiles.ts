@@ -115,7 +115,7 @@ export async function profileDelivery(root: string, config: BenchConfig): Promis
 export async function profileStall(root: string, config: BenchConfig): Promise<string> {
   log('profiling stall');
   const { dir, execArgv } = profileDir(root, 'stall');
-  const ingest = await Ingest.start();
+  const ingest = await Ingest.start({ pinned: true });
   try {
     await ingest.stall(true);
     const child = new Child(

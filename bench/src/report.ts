@@ -13,6 +13,7 @@ export interface BenchResults {
   config: BenchConfig;
   machine: MachineInfo;
   load: LoadSnapshot[];
+  pinning: { enabled: boolean; measured: number; helpers: number };
   durationSeconds: number;
   overhead?: OverheadResult;
   delivery?: DeliveryResult;
@@ -155,8 +156,8 @@ function overheadTables(result: OverheadResult): string {
     parts.push(
       `### ${FRAMEWORK_LABELS[framework]}`,
       '',
-      '| variant | req/s | × bare | p50 ms | p50 × bare | p99 ms | p99 × bare | CPU µs/req | added CPU µs/req | loop delay p99 ms | × hand-written |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| variant | req/s | × bare | p50 ms | p50 × bare | p99 ms | p99 × bare | CPU µs/req | added CPU µs/req | of which user | loop delay p99 ms | × hand-written |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map((row: OverheadSummary) => {
         const label = VARIANT_LABELS[framework][row.variant] ?? row.variant;
         const bare = row.variant === 'bare';
@@ -170,6 +171,7 @@ function overheadTables(result: OverheadResult): string {
           bare ? '1' : fmt(row.p99Ratio.median, 2),
           cell(row.cpuUsPerRequest, 1),
           bare ? '0' : cell(row.addedCpuUs, 1),
+          bare ? `(${fmt(row.userUsPerRequest.median, 1)} user)` : fmt(row.addedUserUs.median, 1),
           cell(row.loopDelayP99Ms, 1),
           row.vsHandwritten ? `${fmt(row.vsHandwritten.median, 2)}×` : '',
         ]
@@ -304,6 +306,11 @@ export function renderMarkdown(results: BenchResults): string {
     `- ${Object.entries(machine.versions)
       .map(([name, version]) => `${name} ${version}`)
       .join(', ')}`,
+    `- CPU layout: ${
+      results.pinning.enabled
+        ? `delivery, stall and micro: the process under test pinned to core ${results.pinning.measured} (its gzip threads included), the ingest server to core ${results.pinning.helpers} (\`taskset\`); overhead: not pinned, so that autocannon can saturate even the lightest bare server`
+        : 'no pinning (taskset missing, one core, or BENCH_PIN=0): every process shares every core'
+    }`,
     `- Rounds: overhead ${config.overhead.rounds} (warm-up ${config.overhead.warmupSeconds} s + ${config.overhead.durationSeconds} s of load, ${config.overhead.connections} connections, keep-alive), ` +
       `delivery ${config.delivery.rounds} × ${fmt(config.delivery.events)} events, stall ${config.stall.rounds} × ${fmt(config.stall.events)} events, micro ${config.micro.rounds} × ${config.micro.timeMs} ms per task`,
     `- Other load on the machine (sampled before and after each scenario): ${idle ? 'none seen: the machine was otherwise idle' : 'see below; figures taken while other processes were busy are less reliable'}`,

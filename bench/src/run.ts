@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type BenchConfig, configFor } from './config.js';
 import { runDelivery } from './delivery/run.js';
-import { DIST } from './lib/child.js';
+import { DIST, PINNING } from './lib/child.js';
 import { log } from './lib/log.js';
 import { loadSnapshot, machineInfo } from './machine.js';
 import { runMicro } from './micro/run.js';
@@ -53,6 +53,7 @@ const results: BenchResults = {
   config,
   machine: machineInfo(),
   load: [],
+  pinning: PINNING,
   durationSeconds: 0,
   targets: [],
   profiles: [],

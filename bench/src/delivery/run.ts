@@ -51,9 +51,14 @@ export async function runPeer(
   round: number,
   execArgv: string[] = [],
 ): Promise<DeliveryRun> {
-  const ingest = await Ingest.start();
+  const ingest = await Ingest.start({ pinned: true });
   try {
-    const client = new Child('delivery/client.js', [peer, String(events), String(ingest.port)], execArgv);
+    const client = new Child(
+      'delivery/client.js',
+      [peer, String(events), String(ingest.port)],
+      execArgv,
+      'measured',
+    );
     const result = await client.waitFor('result', 600_000);
     await client.exit(10_000);
     // The last acknowledgements are on the wire before the client's promise resolves; the counts are final.

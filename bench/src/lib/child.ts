@@ -1,9 +1,42 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The compiled benchmark directory (bench/dist). */
 export const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * CPU pinning for the delivery, stall and micro scenarios on a machine with at least two cores: the process
+ * under test (an SDK client) gets the last core to itself and the ingest server gets core 0, so that decoding
+ * on the ingest side never takes time from the SDK being measured, and every SDK gets the same single core (its
+ * gzip threads included). Off when `taskset` is missing or BENCH_PIN=0. The overhead scenario is not pinned.
+ */
+export const PINNING: { enabled: boolean; measured: number; helpers: number } = (() => {
+  const cores = os.cpus().length;
+  let enabled = cores >= 2 && process.env.BENCH_PIN !== '0';
+  if (enabled) {
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    } catch {
+      enabled = false;
+    }
+  }
+  return { enabled, measured: cores - 1, helpers: 0 };
+})();
+
+export type Role = 'measured' | 'helper';
+
+/** Pins every thread of `pid` (threads started later inherit it) to the core of its role. */
+export function pin(pid: number | undefined, role: Role): void {
+  if (!PINNING.enabled || pid === undefined) return;
+  const cpu = role === 'measured' ? PINNING.measured : PINNING.helpers;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+  } catch {
+    // the process may already be gone; nothing to pin
+  }
+}
 
 /** Messages between the runner and its child processes: always an object with a `type`. */
 export interface Message {
@@ -24,12 +57,18 @@ export class Child {
   private readonly exitPromise: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private stderr = '';
 
-  constructor(script: string, args: readonly string[] = [], execArgv: readonly string[] = []) {
+  constructor(
+    script: string,
+    args: readonly string[] = [],
+    execArgv: readonly string[] = [],
+    role: Role | undefined = undefined,
+  ) {
     this.process = fork(join(DIST, script), [...args], {
       execArgv: [...execArgv],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       env: { ...process.env, NODE_ENV: 'production' },
     });
+    if (role) pin(this.process.pid, role);
     this.process.stderr?.setEncoding('utf8');
     this.process.stderr?.on('data', (chunk: string) => {
       this.stderr = (this.stderr + chunk).slice(-8000);

@@ -24,7 +24,7 @@ export async function runMicro(config: BenchConfig): Promise<MicroResult> {
   const { rounds, timeMs } = config.micro;
   const runs: TaskResult[][] = [];
   for (let round = 0; round < rounds; round++) {
-    const child = new Child('micro/hotpath.js', [String(timeMs)]);
+    const child = new Child('micro/hotpath.js', [String(timeMs)], [], 'measured');
     const result = await child.waitFor('result', 300_000);
     await child.exit(10_000);
     runs.push(result.results as TaskResult[]);

@@ -37,6 +37,8 @@ export interface OverheadRun extends LoadResult {
   round: number;
   serverRequests: number;
   cpuUsPerRequest: number;
+  /** The user-mode part of it (JavaScript, V8, gzip); the rest is the kernel's (sockets, wake-ups). */
+  userUsPerRequest: number;
   loopDelayP99Ms: number;
   /** Events the SDK reports delivered (acknowledged by the ingest server), warm-up included, by its close. */
   deliveredEvents: number;
@@ -53,12 +55,14 @@ export interface OverheadSummary {
   p50Ms: Summary;
   p99Ms: Summary;
   cpuUsPerRequest: Summary;
+  userUsPerRequest: Summary;
   loopDelayP99Ms: Summary;
   /** Per-round ratios to the bare framework of the same round. */
   reqPerSecRatio: Summary;
   p50Ratio: Summary;
   p99Ratio: Summary;
   addedCpuUs: Summary;
+  addedUserUs: Summary;
   /** Per-round ratio of this variant's req/s to the hand-written variant's (idstitch variants only). */
   vsHandwritten: Summary | undefined;
   errors: number;
@@ -140,7 +144,12 @@ export async function startServer(
   execArgv: string[] = [],
 ): Promise<ServerHandle> {
   const ingest = await Ingest.start({ lean: true });
-  const child = new Child('overhead/server.js', [framework, variant, String(ingest.port)], execArgv);
+  const child = new Child(
+    'overhead/server.js',
+    [framework, variant, String(ingest.port)],
+    execArgv,
+    'measured',
+  );
   try {
     const ready = await child.waitFor('ready', 60_000);
     return { child, ingest, url: `http://127.0.0.1:${ready.port as number}/` };
@@ -187,6 +196,7 @@ export async function measureOnce(
       non2xx: load.non2xx + ((after.non200 as number) - (before.non200 as number)),
       serverRequests,
       cpuUsPerRequest: ((after.cpuUs as number) - (before.cpuUs as number)) / Math.max(1, serverRequests),
+      userUsPerRequest: ((after.userUs as number) - (before.userUs as number)) / Math.max(1, serverRequests),
       loopDelayP99Ms: after.loopDelayP99Ms as number,
       deliveredEvents:
         typeof sdk.delivered === 'number'
@@ -232,11 +242,13 @@ function summarizeFramework(framework: Framework, runs: OverheadRun[]): Overhead
       p50Ms: summarize(mine.map((run) => run.p50Ms)),
       p99Ms: summarize(mine.map((run) => run.p99Ms)),
       cpuUsPerRequest: summarize(mine.map((run) => run.cpuUsPerRequest)),
+      userUsPerRequest: summarize(mine.map((run) => run.userUsPerRequest)),
       loopDelayP99Ms: summarize(mine.map((run) => run.loopDelayP99Ms)),
       reqPerSecRatio: perRound((run, bare) => run.reqPerSec / bare.reqPerSec),
       p50Ratio: perRound((run, bare) => run.p50Ms / bare.p50Ms),
       p99Ratio: perRound((run, bare) => run.p99Ms / bare.p99Ms),
       addedCpuUs: perRound((run, bare) => run.cpuUsPerRequest - bare.cpuUsPerRequest),
+      addedUserUs: perRound((run, bare) => run.userUsPerRequest - bare.userUsPerRequest),
       vsHandwritten: hand
         ? summarize(
             rounds.flatMap((round) => {
@@ -269,7 +281,7 @@ export async function runOverhead(
           const run = await measureOnce(framework, variant, round, settings, headers);
           log(
             `overhead r${round + 1} ${framework}/${variant}: ${Math.round(run.reqPerSec)} req/s, ` +
-              `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${run.cpuUsPerRequest.toFixed(1)} µs CPU/req, ` +
+              `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${run.cpuUsPerRequest.toFixed(1)} µs CPU/req (user ${run.userUsPerRequest.toFixed(1)}), ` +
               `${run.deliveredEvents} events delivered` +
               (run.errors + run.non2xx + run.timeouts ? `, ${run.errors} errors ${run.non2xx} non-2xx` : ''),
           );

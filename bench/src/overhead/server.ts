@@ -47,6 +47,7 @@ onCommand(async (message) => {
       const snapshot = {
         type: 'mark',
         cpuUs: cpu.user + cpu.system,
+        userUs: cpu.user,
         requests,
         non200,
         loopDelayP99Ms: delay.percentile(99) / 1e6,

@@ -53,7 +53,12 @@ export interface StallResult {
 const MB = 2 ** 20;
 
 async function client(events: number, port: number, mode: 'stall' | 'discard'): Promise<Message> {
-  const child = new Child('stall/client.js', [String(events), String(port), mode], ['--expose-gc']);
+  const child = new Child(
+    'stall/client.js',
+    [String(events), String(port), mode],
+    ['--expose-gc'],
+    'measured',
+  );
   const result = await child.waitFor('result', 600_000);
   await child.exit(10_000);
   return result;
@@ -63,7 +68,7 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
   const { events, rounds } = config.stall;
   const runs: StallRun[] = [];
   for (let round = 0; round < rounds; round++) {
-    const ingest = await Ingest.start();
+    const ingest = await Ingest.start({ pinned: true });
     try {
       const base = await client(events, ingest.port, 'discard');
       await ingest.stall(true);
