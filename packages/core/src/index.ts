@@ -69,6 +69,7 @@ export type {
   Properties,
   Sink,
 } from './messages/types.js';
+export { DROP_REASONS } from './messages/types.js';
 export type { ValidationProblem } from './messages/validate.js';
 export {
   isPlaceholderId,

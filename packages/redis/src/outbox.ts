@@ -1,4 +1,5 @@
 import {
+  DROP_REASONS,
   type DropReason,
   IdstitchError,
   IdstitchOptionsError,
@@ -110,16 +111,6 @@ interface FlushWaiter {
   remaining: number;
   readonly resolve: () => void;
 }
-
-const DROP_REASONS: readonly DropReason[] = [
-  'consent',
-  'invalid',
-  'queue_overflow',
-  'rejected',
-  'retries_exhausted',
-  'shutdown_timeout',
-  'after_close',
-];
 
 /**
  * A {@link Sink} that appends every message to a Redis Stream (the outbox) instead of sending it from

@@ -85,6 +85,17 @@ export type DropReason =
   /** The message was produced after the sink was closed. */
   | 'after_close';
 
+/** Every drop reason, in a fixed order: counters keyed by it always have every key. */
+export const DROP_REASONS: readonly DropReason[] = [
+  'consent',
+  'invalid',
+  'queue_overflow',
+  'rejected',
+  'retries_exhausted',
+  'shutdown_timeout',
+  'after_close',
+];
+
 /**
  * Where tracked messages go. Implementations must never throw from `write` and never block on I/O
  * there: tracking must not break the request it observes.

@@ -9,16 +9,7 @@ import type { MixpanelEndpoint } from './options.js';
  */
 export type MixpanelMessageOutcome = 'delivered' | DropReason | 'unauthorized';
 
-/** Every drop reason, so that `stats().dropped` always has all keys. */
-export const DROP_REASONS: readonly DropReason[] = [
-  'consent',
-  'invalid',
-  'queue_overflow',
-  'rejected',
-  'retries_exhausted',
-  'shutdown_timeout',
-  'after_close',
-];
+export { DROP_REASONS } from '../../messages/types.js';
 
 /**
  * Counters of a {@link MixpanelSink}. At every moment
