@@ -69,7 +69,9 @@ export async function profileOverhead(
     `Profiles: \`${relative(mine.file)}\` (idstitch, ${mine.requests} requests) against \`${relative(bare.file)}\` ` +
       `(bare, ${bare.requests} requests), ${seconds} s of load each under \`--cpu-prof\`. Main-thread self time per ` +
       `request, idstitch minus bare: ${us(diff.totalDeltaUs)} in all (the profiler inflates absolute figures; ` +
-      'the shares are what matter).',
+      "the shares are what matter). `writev` is the response's socket write, the same call in both servers: its " +
+      'larger share in the slower server is kernel time, also visible as the kernel part of the added CPU in the ' +
+      'overhead tables.',
     '',
     '| package | added self time per request |',
     '| --- | ---: |',

@@ -117,7 +117,8 @@ if (config.profile && !config.quick) {
   if (missed.has('delivery-cpu') || missed.has('delivery-bytes')) {
     await profile('delivery', () => profileDelivery(profileRoot, config));
   }
-  if (missed.has('stall-memory')) await profile('stall-memory', () => profileStall(profileRoot, config));
+  if (missed.has('stall-memory') || missed.has('stall-memory-growth'))
+    await profile('stall-memory', () => profileStall(profileRoot, config));
 }
 
 results.durationSeconds = (performance.now() - started) / 1000;

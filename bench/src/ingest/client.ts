@@ -20,13 +20,12 @@ export class Ingest {
   ) {}
 
   /** `lean`: answer without decoding bodies (see server.ts); events are then not counted here. */
-  static async start(options: { lean?: boolean; pinned?: boolean } = {}): Promise<Ingest> {
-    const child = new Child(
-      'ingest/server.js',
-      options.lean ? ['--lean'] : [],
-      [],
-      options.pinned ? 'helper' : undefined,
-    );
+  static async start(options: { lean?: boolean; pinned?: boolean; tlsDir?: string } = {}): Promise<Ingest> {
+    const args = [
+      ...(options.lean ? ['--lean'] : []),
+      ...(options.tlsDir ? [`--tls=${options.tlsDir}`] : []),
+    ];
+    const child = new Child('ingest/server.js', args, [], options.pinned ? 'helper' : undefined);
     const ready = await child.waitFor('ready', 20_000);
     return new Ingest(child, ready.port as number);
   }

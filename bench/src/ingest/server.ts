@@ -13,7 +13,9 @@
  * figure that a network bill or a proxy sees. Runs in its own process; the runner drives it over IPC:
  * `stats`, `reset`, `stall` (stop answering: requests are read and held, never answered).
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { installFatalHandlers, onCommand, reply } from '../lib/child.js';
@@ -107,7 +109,10 @@ function answer(url: URL, path: string, events: number): { status: number; body:
   return { status: 200, body: '{"status":1}' };
 }
 
-const server = http.createServer((request, response) => {
+/** `--tls=<dir>`: serve HTTPS with `<dir>/key.pem` and `<dir>/cert.pem`, as Mixpanel's API does. */
+const tlsDir = process.argv.find((arg) => arg.startsWith('--tls='))?.slice('--tls='.length);
+
+const handler: http.RequestListener = (request, response) => {
   const chunks: Buffer[] = [];
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('end', () => {
@@ -141,10 +146,17 @@ const server = http.createServer((request, response) => {
     });
     response.end(body);
   });
-});
+};
+const server = tlsDir
+  ? https.createServer(
+      { key: readFileSync(`${tlsDir}/key.pem`), cert: readFileSync(`${tlsDir}/cert.pem`) },
+      handler,
+    )
+  : http.createServer(handler);
 server.keepAliveTimeout = 30_000;
 server.headersTimeout = 60_000;
 server.requestTimeout = 0;
+// `connection` gives the TCP socket (under TLS, before the handshake), so its counts are the bytes on the wire.
 server.on('connection', (socket: Socket) => {
   sockets.add(socket);
   socket.on('close', () => {

@@ -62,11 +62,12 @@ export class Child {
     args: readonly string[] = [],
     execArgv: readonly string[] = [],
     role: Role | undefined = undefined,
+    env: Record<string, string> = {},
   ) {
     this.process = fork(join(DIST, script), [...args], {
       execArgv: [...execArgv],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      env: { ...process.env, NODE_ENV: 'production' },
+      env: { ...process.env, NODE_ENV: 'production', ...env },
     });
     if (role) pin(this.process.pid, role);
     this.process.stderr?.setEncoding('utf8');

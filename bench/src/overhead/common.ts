@@ -20,11 +20,14 @@ export function signedInUser(headers: Record<string, string | string[] | undefin
   return typeof value === 'string' ? value : undefined;
 }
 
+/** Set by the runner for the `-tls` variants: the ingest server speaks HTTPS, as Mixpanel's API does. */
+const scheme = process.env.BENCH_INGEST_TLS === '1' ? 'https' : 'http';
+
 export function idstitchSink(ingestPort: number): MixpanelSink {
   return new MixpanelSink({
     token: TOKEN,
     apiSecret: API_SECRET,
-    host: `http://127.0.0.1:${ingestPort}/`,
+    host: `${scheme}://127.0.0.1:${ingestPort}/`,
     onError: (error) => process.stderr.write(`MixpanelSink: ${error.message}\n`),
   });
 }
@@ -49,7 +52,7 @@ export const idstitchCookie = { secret: COOKIE_SECRET };
  * Counts callbacks so that `close()` can wait for the requests still in flight.
  */
 export function officialMixpanel(ingestPort: number) {
-  const client = Mixpanel.init(TOKEN, { host: `127.0.0.1:${ingestPort}`, protocol: 'http' });
+  const client = Mixpanel.init(TOKEN, { host: `127.0.0.1:${ingestPort}`, protocol: scheme });
   let outstanding = 0;
   let failed = 0;
   let sent = 0;

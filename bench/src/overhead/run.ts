@@ -1,13 +1,15 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { DeviceCookieCodec } from '@idstitch/core';
 import type { BenchConfig } from '../config.js';
 import { Ingest } from '../ingest/client.js';
-import { Child } from '../lib/child.js';
+import { Child, DIST } from '../lib/child.js';
 import { COOKIE_SECRET, USER_AGENT } from '../lib/fixtures.js';
 import { log } from '../lib/log.js';
 import { type Summary, summarize } from '../lib/stats.js';
+import { loopbackCertificate } from '../lib/tls.js';
 import {
   DIAGNOSTIC_VARIANTS,
   FRAMEWORKS,
@@ -143,12 +145,18 @@ export async function startServer(
   variant: Variant,
   execArgv: string[] = [],
 ): Promise<ServerHandle> {
-  const ingest = await Ingest.start({ lean: true });
+  const tls = variant.endsWith('-tls') ? loopbackCertificate(TLS_DIR) : undefined;
+  if (variant.endsWith('-tls') && !tls)
+    throw new Error('the -tls variants need the openssl CLI for a certificate');
+  const ingest = await Ingest.start({ lean: true, tlsDir: tls ? TLS_DIR : undefined });
+  // Not pinned: on two cores, pinning would leave autocannon a single core shared with the ingest server, and
+  // a light framework's bare server would then wait for its load instead of being saturated by it.
   const child = new Child(
     'overhead/server.js',
     [framework, variant, String(ingest.port)],
     execArgv,
-    'measured',
+    undefined,
+    tls ? { BENCH_INGEST_TLS: '1', NODE_EXTRA_CA_CERTS: tls.cert } : {},
   );
   try {
     const ready = await child.waitFor('ready', 60_000);
@@ -215,8 +223,12 @@ export async function measureOnce(
   }
 }
 
+const TLS_DIR = join(DIST, '..', 'results', 'tls');
+
 export function variantsFor(framework: Framework, quick: boolean): readonly Variant[] {
-  return [...VARIANTS[framework], ...(quick ? [] : (DIAGNOSTIC_VARIANTS[framework] ?? []))];
+  const extra = quick ? [] : (DIAGNOSTIC_VARIANTS[framework] ?? []);
+  const tls = extra.some((variant) => variant.endsWith('-tls')) && loopbackCertificate(TLS_DIR) !== undefined;
+  return [...VARIANTS[framework], ...extra.filter((variant) => tls || !variant.endsWith('-tls'))];
 }
 
 function summarizeFramework(framework: Framework, runs: OverheadRun[]): OverheadSummary[] {
@@ -234,7 +246,8 @@ function summarizeFramework(framework: Framework, runs: OverheadRun[]): Overhead
           return run && bare ? [pick(run, bare)] : [];
         }),
       );
-    const hand = variant === 'idstitch' || variant === 'request-scope';
+    const hand = variant === 'idstitch' || variant === 'request-scope' || variant === 'idstitch-tls';
+    const handwritten: Variant = variant === 'idstitch-tls' ? 'handwritten-tls' : 'handwritten';
     return {
       framework,
       variant,
@@ -253,7 +266,7 @@ function summarizeFramework(framework: Framework, runs: OverheadRun[]): Overhead
         ? summarize(
             rounds.flatMap((round) => {
               const run = find(variant, round);
-              const written = find('handwritten', round);
+              const written = find(handwritten, round);
               return run && written ? [run.reqPerSec / written.reqPerSec] : [];
             }),
           )

@@ -11,7 +11,9 @@ import type { Framework, Variant } from './variants.js';
 
 installFatalHandlers();
 
-const [framework, variant, ingestPortArg] = process.argv.slice(2) as [Framework, Variant, string];
+const [framework, variantArg, ingestPortArg] = process.argv.slice(2) as [Framework, Variant, string];
+/** A `-tls` variant is its base variant talking HTTPS to the ingest server (the runner sets the environment). */
+const variant = variantArg.replace(/-tls$/, '') as Variant;
 const ingestPort = Number(ingestPortArg);
 
 async function build(): Promise<App> {

@@ -14,11 +14,14 @@ export type Variant =
   | 'handwritten'
   /** Diagnostics for the breakdown: the middleware without any `track()`, and `track()` into a sink that discards. */
   | 'idstitch-notrack'
-  | 'idstitch-nullsink';
+  | 'idstitch-nullsink'
+  /** The idstitch and hand-written variants with the ingest server on HTTPS, as Mixpanel's API is. */
+  | 'idstitch-tls'
+  | 'handwritten-tls';
 
 /** Extra Express variants of the full run that split idstitch's cost into middleware, event and delivery. */
 export const DIAGNOSTIC_VARIANTS: Partial<Record<Framework, readonly Variant[]>> = {
-  express: ['idstitch-notrack', 'idstitch-nullsink'],
+  express: ['idstitch-notrack', 'idstitch-nullsink', 'idstitch-tls', 'handwritten-tls'],
 };
 
 export const FRAMEWORK_LABELS: Record<Framework, string> = {
@@ -34,6 +37,8 @@ export const VARIANT_LABELS: Record<Framework, Partial<Record<Variant, string>>>
     handwritten: 'hand-written: cookie-parser + uuid + `mixpanel.track` per request',
     'idstitch-notrack': 'diagnostic: idstitch middleware, no `track()`',
     'idstitch-nullsink': 'diagnostic: idstitch, 1 `track()` into a sink that discards',
+    'idstitch-tls': 'idstitch as above, ingest server on HTTPS (as Mixpanel is)',
+    'handwritten-tls': 'hand-written as above, ingest server on HTTPS (as Mixpanel is)',
   },
   koa: {
     bare: 'bare Koa (baseline)',
