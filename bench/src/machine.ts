@@ -13,7 +13,8 @@ export interface MachineInfo {
   cores: number;
   memoryGb: number;
   commit: string | undefined;
-  dirty: boolean | undefined;
+  /** Uncommitted files under packages/ when the run started (the built dist/ includes them). */
+  dirty: string[] | undefined;
   versions: Record<string, string>;
 }
 
@@ -48,7 +49,7 @@ function version(name: string): string {
 
 function git(args: string[]): string | undefined {
   try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd();
   } catch {
     return undefined;
   }
@@ -67,7 +68,13 @@ export function machineInfo(): MachineInfo {
     cores: cpus.length,
     memoryGb: Math.round(os.totalmem() / 2 ** 30),
     commit: git(['rev-parse', '--short', 'HEAD']),
-    dirty: status === undefined ? undefined : status.length > 0,
+    dirty:
+      status === undefined
+        ? undefined
+        : status
+            .split('\n')
+            .filter((line) => line.trim() !== '')
+            .map((line) => line.slice(3)),
     versions: Object.fromEntries(
       [
         'express',

@@ -26,6 +26,8 @@ const AUTOCANNON = require.resolve('autocannon/autocannon.js');
 export interface LoadResult {
   reqPerSec: number;
   total: number;
+  /** Mean latency: autocannon's percentiles have a resolution of 1 ms, its mean does not. */
+  meanMs: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
@@ -54,6 +56,7 @@ export interface OverheadSummary {
   framework: Framework;
   variant: Variant;
   reqPerSec: Summary;
+  meanMs: Summary;
   p50Ms: Summary;
   p99Ms: Summary;
   cpuUsPerRequest: Summary;
@@ -61,6 +64,7 @@ export interface OverheadSummary {
   loopDelayP99Ms: Summary;
   /** Per-round ratios to the bare framework of the same round. */
   reqPerSecRatio: Summary;
+  meanRatio: Summary;
   p50Ratio: Summary;
   p99Ratio: Summary;
   addedCpuUs: Summary;
@@ -113,7 +117,7 @@ export function autocannon(
       try {
         const json = JSON.parse(out) as {
           requests: { average: number; total: number };
-          latency: { p50: number; p99: number };
+          latency: { mean: number; p50: number; p99: number };
           errors: number;
           timeouts: number;
           non2xx: number;
@@ -121,6 +125,7 @@ export function autocannon(
         resolve({
           reqPerSec: json.requests.average,
           total: json.requests.total,
+          meanMs: json.latency.mean,
           p50Ms: json.latency.p50,
           p99Ms: json.latency.p99,
           errors: json.errors,
@@ -252,12 +257,14 @@ function summarizeFramework(framework: Framework, runs: OverheadRun[]): Overhead
       framework,
       variant,
       reqPerSec: summarize(mine.map((run) => run.reqPerSec)),
+      meanMs: summarize(mine.map((run) => run.meanMs)),
       p50Ms: summarize(mine.map((run) => run.p50Ms)),
       p99Ms: summarize(mine.map((run) => run.p99Ms)),
       cpuUsPerRequest: summarize(mine.map((run) => run.cpuUsPerRequest)),
       userUsPerRequest: summarize(mine.map((run) => run.userUsPerRequest)),
       loopDelayP99Ms: summarize(mine.map((run) => run.loopDelayP99Ms)),
       reqPerSecRatio: perRound((run, bare) => run.reqPerSec / bare.reqPerSec),
+      meanRatio: perRound((run, bare) => run.meanMs / bare.meanMs),
       p50Ratio: perRound((run, bare) => run.p50Ms / bare.p50Ms),
       p99Ratio: perRound((run, bare) => run.p99Ms / bare.p99Ms),
       addedCpuUs: perRound((run, bare) => run.cpuUsPerRequest - bare.cpuUsPerRequest),
