@@ -257,9 +257,13 @@ export class RequestIdentity<Req> {
     if (carried === 0) return undefined;
     if (carried > 1) {
       options.report(
-        new IdstitchError('duplicate_cookie', `request carried ${carried} "${name}" cookies; using the first that verifies`, {
-          details: { count: carried },
-        }),
+        new IdstitchError(
+          'duplicate_cookie',
+          `request carried ${carried} "${name}" cookies; using the first that verifies`,
+          {
+            details: { count: carried },
+          },
+        ),
       );
     }
     let rejection: DeviceCookieRejection | 'framework signature' | undefined =
