@@ -1,4 +1,4 @@
-import { IdstitchOptionsError } from '@idstitch/core';
+import { type IdstitchError, IdstitchOptionsError } from '@idstitch/core';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /**
@@ -133,4 +133,36 @@ export function backoff(attempt: number, minMs: number, maxMs: number): number {
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Hands `error` to an app hook; a failing hook must not break tracking or delivery. */
+export function reportSafely(onError: (error: IdstitchError) => void, error: IdstitchError): void {
+  try {
+    onError(error);
+  } catch {
+    // Swallowed on purpose: the hook is the app's, the caller is on our hot path.
+  }
+}
+
+/** Whether Redis answers, reporting each outage once when it starts and once when it ends, never per command. */
+export class RedisOutage {
+  #down = false;
+
+  constructor(private readonly report: (error: IdstitchError) => void) {}
+
+  get down(): boolean {
+    return this.#down;
+  }
+
+  began(describe: () => IdstitchError): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.report(describe());
+  }
+
+  ended(describe: () => IdstitchError): void {
+    if (!this.#down) return;
+    this.#down = false;
+    this.report(describe());
+  }
 }

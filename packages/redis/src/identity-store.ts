@@ -11,6 +11,8 @@ import {
   errorMessage,
   openRedis,
   type RedisConnection,
+  RedisOutage,
+  reportSafely,
   sleep,
   whenReady,
 } from './connection.js';
@@ -147,7 +149,7 @@ export class RedisIdentityStore implements IdentityStore {
   #replayingDevice: string | undefined;
   #replayTimer: NodeJS.Timeout | undefined;
   #replayAttempt = 0;
-  #down = false;
+  readonly #outage = new RedisOutage((error) => this.#report(error));
   #closed = false;
   readonly #abort = new AbortController();
   readonly #stats = {
@@ -261,7 +263,7 @@ export class RedisIdentityStore implements IdentityStore {
       buffered: this.#buffered,
       taken: this.#stats.taken,
       dropped: { ...this.#stats.dropped },
-      redisDown: this.#down,
+      redisDown: this.#outage.down,
     };
   }
 
@@ -424,33 +426,27 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   #failed(error: unknown): void {
-    if (this.#down) return;
-    this.#down = true;
-    this.#report(
-      new IdstitchError(
-        'store_failed',
-        `Redis is unreachable for the identity store (${errorMessage(error)}); anonymous profile updates ` +
-          `are kept in this process (at most ${this.#maxBuffered}) and written to Redis when it answers again`,
-        { cause: error, details: { state: 'down' } },
-      ),
+    this.#outage.began(
+      () =>
+        new IdstitchError(
+          'store_failed',
+          `Redis is unreachable for the identity store (${errorMessage(error)}); anonymous profile updates ` +
+            `are kept in this process (at most ${this.#maxBuffered}) and written to Redis when it answers again`,
+          { cause: error, details: { state: 'down' } },
+        ),
     );
   }
 
   #up(): void {
-    if (!this.#down) return;
-    this.#down = false;
-    this.#report(
-      new IdstitchError('store_failed', 'Redis answers the identity store again', {
-        details: { state: 'recovered', buffered: this.#buffered },
-      }),
+    this.#outage.ended(
+      () =>
+        new IdstitchError('store_failed', 'Redis answers the identity store again', {
+          details: { state: 'recovered', buffered: this.#buffered },
+        }),
     );
   }
 
   #report(error: IdstitchError): void {
-    try {
-      this.#onError(error);
-    } catch {
-      // A failing hook must not break tracking.
-    }
+    reportSafely(this.#onError, error);
   }
 }

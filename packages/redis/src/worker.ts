@@ -15,6 +15,8 @@ import {
   errorMessage,
   openRedis,
   type RedisConnection,
+  RedisOutage,
+  reportSafely,
   retryPause,
   sleep,
   whenReady,
@@ -154,7 +156,7 @@ export class OutboxWorker {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #groupReady = false;
   #pausedUntil = 0;
-  #down = false;
+  readonly #outage = new RedisOutage((error) => this.#report(error));
   #roomWaiters: (() => void)[] = [];
   #drainWaiters: { after: number; resolve: (complete: boolean) => void }[] = [];
   /** Number of the read in progress or last made, for {@link OutboxWorker.flush}. */
@@ -263,7 +265,7 @@ export class OutboxWorker {
       await this.#claiming;
       await this.#sink.flush();
       await this.#ackSettled();
-      if (complete || this.#down || this.#state !== 'running') return;
+      if (complete || this.#outage.down || this.#state !== 'running') return;
     }
   }
 
@@ -284,7 +286,7 @@ export class OutboxWorker {
       inFlight: this.#held.size,
       streamLength: this.#backlog.length,
       backlogOver: this.#backlog.over,
-      redisDown: this.#down,
+      redisDown: this.#outage.down,
       sink: this.#sink.stats(),
     };
   }
@@ -596,34 +598,29 @@ export class OutboxWorker {
   }
 
   #failed(error: unknown): void {
-    if (this.#down || this.#state === 'closed') return;
-    this.#down = true;
-    this.#report(
-      new IdstitchError(
-        'delivery_failed',
-        `the outbox worker's Redis commands fail (${errorMessage(error)}); it retries, and entries it holds ` +
-          'stay pending until they are acknowledged',
-        { cause: error, details: { state: 'down', consumer: this.#consumer } },
-      ),
+    if (this.#state === 'closed') return;
+    this.#outage.began(
+      () =>
+        new IdstitchError(
+          'delivery_failed',
+          `the outbox worker's Redis commands fail (${errorMessage(error)}); it retries, and entries it holds ` +
+            'stay pending until they are acknowledged',
+          { cause: error, details: { state: 'down', consumer: this.#consumer } },
+        ),
     );
   }
 
   #up(): void {
-    if (!this.#down) return;
-    this.#down = false;
-    this.#report(
-      new IdstitchError('delivery_failed', 'the outbox worker reaches Redis again', {
-        details: { state: 'recovered', consumer: this.#consumer },
-      }),
+    this.#outage.ended(
+      () =>
+        new IdstitchError('delivery_failed', 'the outbox worker reaches Redis again', {
+          details: { state: 'recovered', consumer: this.#consumer },
+        }),
     );
   }
 
   #report(error: IdstitchError): void {
-    try {
-      this.#onError(error);
-    } catch {
-      // A failing hook must not stop delivery.
-    }
+    reportSafely(this.#onError, error);
   }
 }
 
