@@ -143,3 +143,29 @@ export function validateMessage(
       return { field: 'kind', message: 'message kind must be event, profile or group' };
   }
 }
+
+/**
+ * Payloads the tracker built and validated a moment ago. Sinks skip validating them again on the hot path;
+ * anything else (other producers, replays) is still checked. Kept in a global slot so the CommonJS and ESM
+ * copies of this package share it.
+ */
+const VALIDATED: WeakSet<object> = (() => {
+  const slot = Symbol.for('idstitch.validatedPayloads');
+  const holder = globalThis as unknown as Record<symbol, WeakSet<object> | undefined>;
+  holder[slot] ??= new WeakSet();
+  return holder[slot];
+})();
+
+/** Records that `payload` passed validation where it was built. */
+export function markValidated(payload: OutgoingMessage['payload']): void {
+  VALIDATED.add(payload);
+}
+
+/** Like {@link validateMessage}, but trusts payloads the tracker has already validated. */
+export function validateUnlessValidated(
+  message: OutgoingMessage,
+  now: number = Date.now(),
+): ValidationProblem | undefined {
+  if (message !== null && typeof message === 'object' && VALIDATED.has(message.payload)) return undefined;
+  return validateMessage(message, now);
+}

@@ -15,7 +15,12 @@ import type {
   ProfileUpdate,
   Properties,
 } from '../messages/types.js';
-import { validateEvent, validateGroupUpdate, validateProfileUpdate } from '../messages/validate.js';
+import {
+  markValidated,
+  validateEvent,
+  validateGroupUpdate,
+  validateProfileUpdate,
+} from '../messages/validate.js';
 import type { ResolvedOptions } from '../options.js';
 import { LIB_NAME, LIB_VERSION } from '../version.js';
 import type { IdentityScope } from './identity-scope.js';
@@ -199,6 +204,7 @@ export class RequestTracker<Req> implements Tracker {
       const update: GroupUpdate = { $group_key: key, $group_id: groupId, $set: sanitized.properties };
       const problem = validateGroupUpdate(update);
       if (problem) return this.invalid('invalid_message', `group update rejected: ${problem.message}`);
+      markValidated(update);
       this.pipeline.write({ kind: 'group', payload: update });
     });
   }
@@ -279,6 +285,7 @@ export class RequestTracker<Req> implements Tracker {
     ) {
       return this.invalid('message_too_large', `event "${name}" exceeds Mixpanel's 1 MB limit`);
     }
+    markValidated(event);
     this.pipeline.write({ kind: 'event', payload: event });
   }
 
@@ -334,6 +341,7 @@ export class RequestTracker<Req> implements Tracker {
     const problem = validateProfileUpdate(update);
     if (problem)
       return this.invalid('invalid_message', `profile update rejected: ${problem.field}: ${problem.message}`);
+    markValidated(update);
     this.pipeline.write({ kind: 'profile', payload: update });
   }
 

@@ -1,7 +1,7 @@
 import { IdstitchError } from '../../errors.js';
 import { MIXPANEL_LIMITS } from '../../messages/limits.js';
 import type { DropReason, OutgoingMessage, Sink } from '../../messages/types.js';
-import { validateMessage } from '../../messages/validate.js';
+import { validateUnlessValidated } from '../../messages/validate.js';
 import {
   DROP_REASONS,
   type MixpanelMessageOutcome,
@@ -309,7 +309,7 @@ export class MixpanelSink implements Sink {
       }
       return;
     }
-    const problem = validateMessage(message, now);
+    const problem = validateUnlessValidated(message, now);
     if (problem) {
       this.#dropNew('invalid', undefined, settled);
       this.#report(
