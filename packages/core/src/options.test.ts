@@ -2,6 +2,7 @@ import { mkdtempSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DeviceCookieCodec } from './cookie/device-cookie.js';
 import { IdstitchOptionsError } from './errors.js';
 import { LocalSink } from './local/local-sink.js';
 import type { IdstitchOptions } from './options.js';
@@ -14,6 +15,10 @@ const resolve = (options: IdstitchOptions<unknown>) => resolveOptions(options, d
 describe('resolveOptions', () => {
   it('applies documented defaults', () => {
     const resolved = resolve({ sink: new MemorySink() });
+    // In development, without a secret, a random per-process key signs the cookie and keys the user tag.
+    expect(resolved.cookie.secrets).toEqual([expect.stringMatching(/^[A-Za-z0-9_-]{43}$/)]);
+    expect(resolved.cookie.tagKeys).toEqual(resolved.cookie.secrets);
+    expect(resolve({ sink: new MemorySink() }).cookie.secrets).toEqual(resolved.cookie.secrets);
     expect(resolved).toMatchObject({
       idMerge: 'simplified',
       resetOnLogout: true,
@@ -22,7 +27,8 @@ describe('resolveOptions', () => {
       anonymousProfileUpdates: 'hold',
       cookie: {
         name: 'idstitch_device',
-        secrets: [],
+        hostName: '__Host-idstitch_device',
+        insecureUnsigned: false,
         secure: 'auto',
         httpOnly: true,
         sameSite: 'lax',
@@ -94,16 +100,92 @@ describe('resolveOptions', () => {
     expect((thrown as Error).message).toMatch(message);
   });
 
-  it('warns once at start-up when there is no cookie secret in production', () => {
-    const warnings: string[] = [];
+  it('refuses to start without a cookie secret in production, naming the option and the fix', () => {
     const previous = process.env.NODE_ENV;
     process.env.NODE_ENV = 'production';
+    let thrown: unknown;
     try {
-      resolve({ sink: new MemorySink(), logger: { warn: (line) => warnings.push(line), error: () => {} } });
+      resolve({ sink: new MemorySink() });
+    } catch (error) {
+      thrown = error;
     } finally {
       process.env.NODE_ENV = previous;
     }
-    expect(warnings).toEqual([expect.stringMatching(/no cookie secret/)]);
+    expect(thrown).toBeInstanceOf(IdstitchOptionsError);
+    expect((thrown as IdstitchOptionsError).option).toBe('cookie.secret');
+    expect((thrown as Error).message).toMatch(
+      /NODE_ENV is "production".*process\.env\.IDSTITCH_SECRET.*insecureUnsigned/,
+    );
+  });
+
+  it('warns once per process in development without a secret, and rejects forged unsigned cookies', () => {
+    delete (globalThis as Record<symbol, unknown>)[Symbol.for('idstitch.warnedProcessKey')];
+    const warnings: string[] = [];
+    const logger = { warn: (line: string) => warnings.push(line), error: () => {} };
+    const first = resolve({ sink: new MemorySink(), logger });
+    resolve({ sink: new MemorySink(), logger });
+    expect(warnings).toEqual([
+      expect.stringMatching(/no `cookie\.secret`; signing device cookies with a random key/),
+    ]);
+    const forged = `1.${'6c2b6a4e-4f5e-4b8a-9c1d-2e3f4a5b6c7d'}.`;
+    expect(new DeviceCookieCodec(first.cookie.secrets).decode(forged)).toEqual({
+      ok: false,
+      reason: 'unsigned',
+    });
+  });
+
+  it('starts unsigned in production only when the app opts out explicitly, keying tags by a process key', () => {
+    const previous = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'production';
+    try {
+      const { cookie } = resolve({ sink: new MemorySink(), cookie: { insecureUnsigned: true } });
+      expect(cookie.secrets).toEqual([]);
+      expect(cookie.tagKeys).toEqual([expect.stringMatching(/^[A-Za-z0-9_-]{43}$/)]);
+      expect(() =>
+        resolve({ sink: new MemorySink(), cookie: { insecureUnsigned: true, secret: 'x'.repeat(16) } }),
+      ).toThrow(/cookie\.insecureUnsigned.*cannot be combined/);
+    } finally {
+      process.env.NODE_ENV = previous;
+    }
+  });
+
+  it.each<[IdstitchOptions<unknown>, string, RegExp]>([
+    [{ cookies: { secret: 'x'.repeat(16) } } as never, 'cookies', /did you mean `cookie`\?/i],
+    [{ geolocation: true } as never, 'geolocation', /did you mean `geolocate`\?/i],
+    [{ cookie: { secrets: ['x'.repeat(16)], maxage: 10 } } as never, 'cookie.maxage', /`cookie\.maxAge`/],
+    [{ cookie: { sameSite: 'lax', samesite: 'lax' } } as never, 'cookie.samesite', /`cookie\.sameSite`/],
+    [{ consent: { optOutCookies: 'x' } } as never, 'consent.optOutCookies', /`consent\.optOutCookie`/],
+    [
+      { requestProperties: { referer: false } } as never,
+      'requestProperties.referer',
+      /`requestProperties\.referrer`/,
+    ],
+    [
+      { mixpanelBrowserCookie: { token: 'abc', writes: true } } as never,
+      'mixpanelBrowserCookie.writes',
+      /`mixpanelBrowserCookie\.write`/,
+    ],
+    [{ zzzzzzzz: 1 } as never, 'zzzzzzzz', /not an idstitch option.*`sink`/],
+  ])('refuses an unknown option key %#, suggesting the one meant', (options, option, message) => {
+    let thrown: unknown;
+    try {
+      resolve(options);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(IdstitchOptionsError);
+    expect((thrown as IdstitchOptionsError).option).toBe(option);
+    expect((thrown as Error).message).toMatch(message);
+  });
+
+  it('uses no __Host- name when the cookie has a domain, is never Secure, or the app turned it off', () => {
+    expect(resolve({ cookie: { domain: '.shop.test' } }).cookie.hostName).toBeUndefined();
+    expect(resolve({ cookie: { secure: false } }).cookie.hostName).toBeUndefined();
+    expect(resolve({ cookie: { hostPrefix: false } }).cookie.hostName).toBeUndefined();
+    expect(resolve({ cookie: { name: '__Host-mine' } }).cookie.hostName).toBeUndefined();
+    expect(() => resolve({ cookie: { name: '__Host-mine', domain: '.shop.test' } })).toThrow(
+      /cookie\.domain/,
+    );
   });
 
   it('records to a LocalSink in the ID Merge mode by default, and warns about it in production', async () => {

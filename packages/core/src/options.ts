@@ -1,36 +1,23 @@
-import { IdstitchError, IdstitchOptionsError } from './errors.js';
+import {
+  COOKIE_NAME,
+  type DeviceCookieOptions,
+  DOMAIN,
+  type ResolvedCookieOptions,
+  resolveCookie,
+} from './cookie/cookie-options.js';
+import { IdstitchError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { MemoryIdentityStore } from './identity/identity-store.js';
 import { LocalSink } from './local/local-sink.js';
 import { RESERVED_EVENT_NAMES } from './messages/limits.js';
 import { sanitizeProperties } from './messages/sanitize.js';
 import type { Properties, Sink } from './messages/types.js';
+import { fail, optionalBoolean, optionalFunction, rejectUnknownKeys } from './option-checks.js';
+
+export type { DeviceCookieOptions } from './cookie/cookie-options.js';
 
 /** Which of Mixpanel's ID Merge APIs the project uses (Project Settings → Identity Merge). */
 export type IdMergeMode = 'simplified' | 'original';
-
-/** The anonymous device-ID cookie. */
-export interface DeviceCookieOptions {
-  /** Cookie name. Default `idstitch_device`. */
-  name?: string;
-  /**
-   * Secret for HMAC-SHA256 signing. With a secret, tampered or unsigned values are treated as absent.
-   * Strongly recommended in production (idstitch warns without one). At least 16 characters.
-   */
-  secret?: string;
-  /** Several secrets for rotation: sign with the first, accept any. Use instead of `secret`. */
-  secrets?: readonly string[];
-  /** Cookie domain, e.g. `.example.com` to share across subdomains. Default: host-only. */
-  domain?: string;
-  /** `true`, `false`, or `'auto'` (Secure when the request arrived over HTTPS). Default `'auto'`. */
-  secure?: boolean | 'auto';
-  /** Lifetime in **seconds**. Default one year; at most 400 days (browsers cap there). */
-  maxAge?: number;
-  /** Default `true`: page scripts cannot read the device ID. */
-  httpOnly?: boolean;
-  /** Default `'lax'`. */
-  sameSite?: 'lax' | 'strict' | 'none';
-}
 
 /** Sharing the device ID with mixpanel-browser through its own persistence cookie. Off unless given. */
 export interface MixpanelBrowserCookieOptions {
@@ -127,11 +114,7 @@ export interface ResolvedOptions<Req> {
   idMerge: IdMergeMode;
   resetOnLogout: boolean;
   resolveUserId: (request: Req) => unknown;
-  cookie: Required<Omit<DeviceCookieOptions, 'secret' | 'secrets' | 'domain'>> & {
-    secrets: readonly string[];
-    domain: string | undefined;
-    path: '/';
-  };
+  cookie: ResolvedCookieOptions;
   identifyEventName: string;
   superProperties: Properties;
   requestProperties: Required<RequestPropertiesOptions>;
@@ -151,130 +134,39 @@ export interface ResolvedOptions<Req> {
   logger: IdstitchLogger;
 }
 
-const ONE_YEAR_SECONDS = 365 * 24 * 60 * 60;
-const MAX_COOKIE_AGE_SECONDS = 400 * 24 * 60 * 60;
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Every key of {@link IdstitchOptions}: any other key is refused at start-up with a "did you mean". */
+const OPTION_KEYS = [
+  'sink',
+  'idMerge',
+  'resetOnLogout',
+  'resolveUserId',
+  'cookie',
+  'identifyEventName',
+  'superProperties',
+  'requestProperties',
+  'geolocate',
+  'consent',
+  'mixpanelBrowserCookie',
+  'deviceIdHeader',
+  'identityStore',
+  'anonymousProfileUpdates',
+  'onError',
+  'logger',
+] as const satisfies readonly (keyof IdstitchOptions)[];
+const MIXPANEL_BROWSER_COOKIE_KEYS = [
+  'token',
+  'write',
+  'domain',
+] as const satisfies readonly (keyof MixpanelBrowserCookieOptions)[];
+type Unlisted =
+  | Exclude<keyof IdstitchOptions, (typeof OPTION_KEYS)[number]>
+  | Exclude<keyof MixpanelBrowserCookieOptions, (typeof MIXPANEL_BROWSER_COOKIE_KEYS)[number]>;
+// A new option must be listed above, or rejectUnknownKeys would refuse it: this line stops the type-check.
+const everyOptionListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyOptionListed;
+
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const DOMAIN = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
-
-function fail(option: string, problem: string, fix: string): never {
-  throw new IdstitchOptionsError(option, problem, fix);
-}
-
-function optionalFunction(value: unknown, option: string): void {
-  if (value !== undefined && typeof value !== 'function')
-    fail(option, `must be a function, got ${typeof value}`, 'Pass a function or leave it out.');
-}
-
-function optionalBoolean(value: unknown, option: string): void {
-  if (value !== undefined && typeof value !== 'boolean')
-    fail(option, `must be true or false, got ${typeof value}`, 'Pass a boolean or leave it out.');
-}
-
-function resolveSecrets(cookie: DeviceCookieOptions): readonly string[] {
-  if (cookie.secret !== undefined && cookie.secrets !== undefined) {
-    fail(
-      'cookie.secrets',
-      'cannot be combined with `cookie.secret`',
-      'Use `secrets: [newSecret, oldSecret]` alone.',
-    );
-  }
-  const secrets = cookie.secrets ?? (cookie.secret === undefined ? [] : [cookie.secret]);
-  if (!Array.isArray(secrets) || (cookie.secrets !== undefined && secrets.length === 0)) {
-    fail(
-      'cookie.secrets',
-      'must be a non-empty array of strings',
-      'Pass `secrets: [currentSecret, ...retiredSecrets]`.',
-    );
-  }
-  secrets.forEach((secret, i) => {
-    const option = cookie.secrets ? `cookie.secrets[${i}]` : 'cookie.secret';
-    if (typeof secret !== 'string' || secret.length < 16) {
-      fail(
-        option,
-        'must be a string of at least 16 characters',
-        'Generate one with `openssl rand -base64 32` and load it from the environment.',
-      );
-    }
-  });
-  return Object.freeze([...secrets]);
-}
-
-function resolveCookie(cookie: DeviceCookieOptions | undefined): ResolvedOptions<unknown>['cookie'] {
-  if (cookie !== undefined && (cookie === null || typeof cookie !== 'object')) {
-    fail(
-      'cookie',
-      'must be an object',
-      'Pass `cookie: { secret: process.env.IDSTITCH_SECRET }` or leave it out.',
-    );
-  }
-  const options = cookie ?? {};
-  const name = options.name ?? 'idstitch_device';
-  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
-    fail(
-      'cookie.name',
-      "must be a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)",
-      'Use a name such as `idstitch_device`.',
-    );
-  }
-  const maxAge = options.maxAge ?? ONE_YEAR_SECONDS;
-  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge <= 0) {
-    fail(
-      'cookie.maxAge',
-      `must be a positive whole number of seconds, got ${String(maxAge)}`,
-      'Pass for example `60 * 60 * 24 * 365`.',
-    );
-  }
-  if (maxAge > MAX_COOKIE_AGE_SECONDS) {
-    fail(
-      'cookie.maxAge',
-      `is ${maxAge} seconds, over the 400-day cap browsers enforce (${MAX_COOKIE_AGE_SECONDS})`,
-      'It is in seconds, not milliseconds: divide by 1000 or pass at most 400 days.',
-    );
-  }
-  if (options.domain !== undefined && (typeof options.domain !== 'string' || !DOMAIN.test(options.domain))) {
-    fail(
-      'cookie.domain',
-      'must be a domain name such as `.example.com`',
-      'Fix the value or leave it out for a host-only cookie.',
-    );
-  }
-  const secure = options.secure ?? 'auto';
-  if (secure !== true && secure !== false && secure !== 'auto') {
-    fail(
-      'cookie.secure',
-      `must be true, false or 'auto', got ${String(secure)}`,
-      "Use 'auto' to follow the request's protocol.",
-    );
-  }
-  optionalBoolean(options.httpOnly, 'cookie.httpOnly');
-  const sameSite = options.sameSite ?? 'lax';
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
-    fail(
-      'cookie.sameSite',
-      `must be 'lax', 'strict' or 'none', got ${String(sameSite)}`,
-      "Use 'lax' unless you embed the app cross-site.",
-    );
-  }
-  if (sameSite === 'none' && secure === false) {
-    fail(
-      'cookie.sameSite',
-      "is 'none', which browsers accept only on Secure cookies",
-      "Set `cookie.secure` to true or 'auto', or use sameSite 'lax'.",
-    );
-  }
-  return {
-    name,
-    secrets: resolveSecrets(options),
-    domain: options.domain,
-    secure,
-    maxAge,
-    httpOnly: options.httpOnly ?? true,
-    sameSite,
-    path: '/',
-  };
-}
 
 /** Logs each error code at most once per window, with a count of what was suppressed. */
 function throttledReporter(logger: IdstitchLogger, windowMs = 10_000): (error: IdstitchError) => void {
@@ -320,6 +212,7 @@ export function resolveOptions<Req>(
     fail('options', 'must be an object', 'Call the middleware factory with `{ ... }` or no argument.');
   }
   const o = options ?? {};
+  rejectUnknownKeys(o, '', OPTION_KEYS);
   const idMerge = o.idMerge ?? 'simplified';
   if (idMerge !== 'simplified' && idMerge !== 'original') {
     fail(
@@ -340,7 +233,9 @@ export function resolveOptions<Req>(
       'Pass `console`, a pino/winston logger, or leave it out.',
     );
   }
-  if (o.sink === undefined && process.env.NODE_ENV === 'production') {
+  // First, so that a production start-up without a secret fails before anything else is made.
+  const cookie = resolveCookie(o.cookie, (message) => logger.warn(message));
+  if (o.sink === undefined && globalThis.process?.env?.NODE_ENV === 'production') {
     logger.warn(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
@@ -388,10 +283,12 @@ export function resolveOptions<Req>(
     );
   }
   const request = o.requestProperties ?? {};
+  rejectUnknownKeys(request, 'requestProperties', ['path', 'referrer', 'userAgent']);
   optionalBoolean(request.path, 'requestProperties.path');
   optionalBoolean(request.referrer, 'requestProperties.referrer');
   optionalBoolean(request.userAgent, 'requestProperties.userAgent');
   const consent = o.consent ?? {};
+  rejectUnknownKeys(consent, 'consent', ['globalPrivacyControl', 'optOutCookie', 'isOptedOut']);
   optionalBoolean(consent.globalPrivacyControl, 'consent.globalPrivacyControl');
   optionalFunction(consent.isOptedOut, 'consent.isOptedOut');
   const optOutCookie = consent.optOutCookie ?? 'idstitch_optout';
@@ -401,6 +298,8 @@ export function resolveOptions<Req>(
   let mixpanelBrowserCookie: ResolvedOptions<Req>['mixpanelBrowserCookie'];
   if (o.mixpanelBrowserCookie !== undefined) {
     const browser = o.mixpanelBrowserCookie;
+    if (browser !== null && typeof browser === 'object')
+      rejectUnknownKeys(browser, 'mixpanelBrowserCookie', MIXPANEL_BROWSER_COOKIE_KEYS);
     if (typeof browser?.token !== 'string' || !TOKEN.test(browser.token)) {
       fail(
         'mixpanelBrowserCookie.token',
@@ -434,10 +333,6 @@ export function resolveOptions<Req>(
       `must be 'hold' or 'send', got ${String(anonymousProfileUpdates)}`,
       "Use 'hold' to follow Mixpanel's advice.",
     );
-  }
-  const cookie = resolveCookie(o.cookie);
-  if (cookie.secrets.length === 0 && process.env.NODE_ENV === 'production') {
-    logger.warn('idstitch: no cookie secret configured; device cookies can be forged. Set `cookie.secret`.');
   }
   const report = safeReporter(o.onError ?? throttledReporter(logger), logger);
   const identityStore =

@@ -58,6 +58,24 @@ describe('@idstitch/express', () => {
     expect(sink.profileUpdates).toEqual([]);
   });
 
+  it('refuses to start in production without a cookie secret, unless the app opts out explicitly', () => {
+    const previous = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'production';
+    try {
+      expect(() => idstitch({ sink: new MemorySink() })).toThrow(IdstitchOptionsError);
+      expect(() => idstitch({ sink: new MemorySink() })).toThrow(/`cookie\.secret` is required/);
+      expect(() => idstitch({ sink: new MemorySink(), cookie: { insecureUnsigned: true } })).not.toThrow();
+    } finally {
+      process.env.NODE_ENV = previous;
+    }
+  });
+
+  it('refuses a misspelt option with a suggestion', () => {
+    expect(() => idstitch({ cookies: { secret: SECRET } } as never)).toThrow(
+      /`cookies`.*Did you mean `cookie`\?/,
+    );
+  });
+
   it('marks the cookie Secure and takes the client IP through a trusted proxy', async () => {
     const { application, sink, options } = app(() => {}, { geolocate: true });
     application.set('trust proxy', true);

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { newDeviceId } from '../identity/ids.js';
 import { DeviceCookieCodec } from './device-cookie.js';
+import { hmac } from './signing.js';
 
 const SECRET = 'current-secret-0123456789';
 const RETIRED = 'retired-secret-0123456789';
@@ -24,6 +25,17 @@ describe('DeviceCookieCodec', () => {
     const value = codec.encode({ deviceId, userTag: codec.tagUser('alice@example.com', deviceId) });
     expect(value).not.toContain('alice');
     expect(value).toMatch(/^1\.[0-9a-f-]{36}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('never keys the user tag by the device ID, so an unsigned cookie does not give a user ID away', () => {
+    // Before: without a secret the tag was HMAC(deviceId, …), and a numeric user ID fell to brute force.
+    const unsigned = new DeviceCookieCodec([]);
+    const userTag = unsigned.tagUser('4217', deviceId);
+    const found = Array.from({ length: 10_000 }, (_, id) => String(id)).find(
+      (guess) => hmac(deviceId, `user\0${deviceId}\0${guess}`).slice(0, 16) === userTag,
+    );
+    expect(found).toBeUndefined();
+    expect(unsigned.isTagOf(userTag, '4217', deviceId)).toBe(true);
   });
 
   it('rejects an unsigned value when a secret is configured', () => {

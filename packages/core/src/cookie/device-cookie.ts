@@ -1,5 +1,6 @@
 import { isUuidV4 } from '../identity/ids.js';
 import type { IdentityState } from '../identity/reconcile.js';
+import { processKey } from './process-key.js';
 import { hmac, safeEqual, verifyingSecret } from './signing.js';
 
 /** Why a device cookie value was not accepted. */
@@ -20,7 +21,19 @@ const MAX_VALUE_LENGTH = 200;
  * keyed hash, so the cookie never carries a user ID.
  */
 export class DeviceCookieCodec {
-  constructor(private readonly secrets: readonly string[]) {}
+  private readonly tagKeys: readonly string[];
+
+  /**
+   * `secrets` sign the cookie (none: unsigned). `tagKeys` key the user tag; default the secrets, or a random
+   * per-process key when there are none. Never the device ID, which the cookie itself shows: a tag keyed by it
+   * would let anyone holding the cookie brute-force the user ID.
+   */
+  constructor(
+    private readonly secrets: readonly string[],
+    tagKeys: readonly string[] = secrets,
+  ) {
+    this.tagKeys = tagKeys.length > 0 ? tagKeys : [processKey()];
+  }
 
   get signed(): boolean {
     return this.secrets.length > 0;
@@ -47,18 +60,14 @@ export class DeviceCookieCodec {
     return { ok: true, state, stale: signer > 0 };
   }
 
-  /**
-   * Keyed hash of the user linked to a device. Keyed by the current secret, or by the device ID itself when
-   * no secret is configured (weaker: documented, and warned about in production).
-   */
+  /** Keyed hash of the user linked to a device, under the current tag key. */
   tagUser(userId: string, deviceId: string): string {
-    return this.tagWith(this.secrets[0] ?? deviceId, userId, deviceId);
+    return this.tagWith(this.tagKeys[0] as string, userId, deviceId);
   }
 
-  /** True when `userTag` was computed for `userId` on `deviceId` under any configured secret. */
+  /** True when `userTag` was computed for `userId` on `deviceId` under any configured tag key. */
   isTagOf(userTag: string, userId: string, deviceId: string): boolean {
-    if (!this.signed) return safeEqual(this.tagWith(deviceId, userId, deviceId), userTag);
-    return this.secrets.some((secret) => safeEqual(this.tagWith(secret, userId, deviceId), userTag));
+    return this.tagKeys.some((key) => safeEqual(this.tagWith(key, userId, deviceId), userTag));
   }
 
   private tagWith(key: string, userId: string, deviceId: string): string {

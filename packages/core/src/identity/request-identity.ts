@@ -31,36 +31,52 @@ export interface IdentityContext<Req> {
 }
 
 export function createIdentityContext<Req>(options: ResolvedOptions<Req>): IdentityContext<Req> {
-  return { options, codec: new DeviceCookieCodec(options.cookie.secrets) };
+  return { options, codec: new DeviceCookieCodec(options.cookie.secrets, options.cookie.tagKeys) };
 }
 
 /**
- * Turns what the resolver returned into a user ID, or undefined for anonymous. Numbers become strings;
- * objects, placeholders and over-long values are refused with a report, because `req.user` instead of
- * `req.user.id` is an easy mistake that would otherwise send "[object Object]".
+ * Turns what the resolver returned into a user ID, or undefined for anonymous, with the reason when the value
+ * cannot be one. Numbers and BigInts are coerced to their decimal text (an unsafe integer is refused: it has
+ * already lost digits). Refused, with a reason: objects (`req.user` instead of `req.user.id` would otherwise send
+ * "[object Object]"), text with lone surrogates (repairing it could make two users one), and anything Mixpanel
+ * refuses as an ID: empty, over 255 characters, a placeholder such as `0`, `-1`, `null` or `undefined`, or a
+ * `$device:` ID.
  */
 export function normalizeUserId(raw: unknown): { userId: string | undefined; problem?: string } {
   if (raw === undefined || raw === null || raw === false || raw === '') return { userId: undefined };
-  if (typeof raw === 'number' && Number.isFinite(raw)) return { userId: String(raw) };
-  if (typeof raw === 'bigint') return { userId: raw.toString() };
-  if (typeof raw !== 'string') {
+  let text: string;
+  if (typeof raw === 'number') {
+    if (!Number.isFinite(raw)) return { userId: undefined, problem: `the user ID is ${raw}, not an ID` };
+    if (Number.isInteger(raw) && !Number.isSafeInteger(raw)) {
+      return {
+        userId: undefined,
+        problem: `the user ID ${raw} is beyond Number.MAX_SAFE_INTEGER and has lost digits; pass it as a string or BigInt`,
+      };
+    }
+    text = String(raw);
+  } else if (typeof raw === 'bigint') text = raw.toString();
+  else if (typeof raw === 'string') text = raw;
+  else {
     return {
       userId: undefined,
-      problem: `resolveUserId returned a ${typeof raw}; return the user's ID (a string or number)`,
+      problem: `the user ID is a ${typeof raw}; return the user's ID (a string or number)`,
     };
   }
-  const userId = raw.trim();
-  if (
-    userId === '' ||
-    userId.length > MAX_USER_ID_LENGTH ||
-    isPlaceholderId(userId) ||
-    userId.startsWith('$device:')
-  ) {
+  const userId = text.trim();
+  if (!userId.isWellFormed()) {
+    return { userId: undefined, problem: 'the user ID contains lone surrogates (malformed UTF-16 text)' };
+  }
+  if (userId === '' || userId.length > MAX_USER_ID_LENGTH) {
+    return { userId: undefined, problem: `the user ID must be 1-${MAX_USER_ID_LENGTH} characters` };
+  }
+  if (isPlaceholderId(userId)) {
     return {
       userId: undefined,
-      problem:
-        'resolveUserId returned an ID Mixpanel refuses (empty, a placeholder, too long or a $device: ID)',
+      problem: `the user ID "${userId}" is a placeholder Mixpanel refuses as an ID`,
     };
+  }
+  if (userId.startsWith('$device:')) {
+    return { userId: undefined, problem: 'the user ID is a $device: ID, which names a device, not a user' };
   }
   return { userId };
 }
@@ -219,7 +235,15 @@ export class RequestIdentity<Req> {
       return this.lastResolved === null ? RESOLVER_FAILED : this.lastResolved;
     }
     const { userId, problem } = normalizeUserId(raw);
-    if (problem) this.context.options.report(new IdstitchError('invalid_id', problem));
+    if (problem) {
+      // An ID that cannot be sent is not a logout either: keep the identity as it was, and report why.
+      this.context.options.report(
+        new IdstitchError('invalid_id', `resolveUserId: ${problem}; the request is tracked as before`, {
+          details: { type: typeof raw },
+        }),
+      );
+      return this.lastResolved === null ? RESOLVER_FAILED : this.lastResolved;
+    }
     if (userId !== undefined && userId === this.suppressedUserId) return undefined;
     if (userId !== this.suppressedUserId) this.suppressedUserId = undefined;
     return userId;
