@@ -5,6 +5,7 @@ export type { IdstitchErrorCode } from './errors.js';
 export { IdstitchError, IdstitchOptionsError } from './errors.js';
 export type {
   HeldProfileUpdate,
+  HeldUpdateDropReason,
   IdentityStore,
   MemoryIdentityStoreOptions,
 } from './identity/identity-store.js';
