@@ -106,6 +106,28 @@ describe.each(harnesses)('shared behaviour through $name', (harness) => {
     expect(errors.map((error) => error.code)).toContain('duplicate_cookie');
   });
 
+  it('never links a planted genuine cookie to the victim at login (device fixation)', async () => {
+    const { server, sink } = await start();
+    const attacker = await request(server).get('/track/attacker').expect(204);
+    const victim = await request(server).get('/track/victim').expect(204);
+    const attackerDevice = sink.events[0]!.properties.$device_id;
+    const victimDevice = sink.events[1]!.properties.$device_id;
+    // The attacker's cookie (set for a parent domain) is sent first, then the victim's own.
+    const planted = cookieHeaderAfter(attacker);
+    const both = `${planted}; ${cookieHeaderAfter(victim)}`;
+    sink.clear();
+    const login = await request(server).post('/login/victim').set('Cookie', both).expect(204);
+    const session = ((login.headers['set-cookie'] as unknown as string[] | undefined) ?? [])
+      .filter((line) => !line.startsWith(NAME))
+      .map((line) => line.slice(0, line.indexOf(';')))
+      .join('; ');
+    await request(server).get('/track/after').set('Cookie', `${both}; ${session}`).expect(204);
+    const linked = sink.events.filter((event) => event.properties.$user_id === 'victim');
+    expect(linked.length).toBeGreaterThan(0);
+    for (const event of linked) expect(event.properties.$device_id).not.toBe(attackerDevice);
+    expect(victimDevice).not.toBe(attackerDevice);
+  });
+
   it('tracks nothing and sets no cookie for a visitor sending Sec-GPC: 1', async () => {
     const { server, sink } = await start();
     const response = await request(server).get('/track/a').set('Sec-GPC', '1').expect(204);
@@ -116,6 +138,11 @@ describe.each(harnesses)('shared behaviour through $name', (harness) => {
 
   it('answers every request and sets a well-formed cookie whatever the Cookie header holds', async () => {
     const { server } = await start({ onError: () => {} });
+    // Genuine cookies (with any framework companions) of two other visitors, planted among the noise.
+    const genuine = [
+      cookieHeaderAfter(await request(server).get('/track/one')),
+      cookieHeaderAfter(await request(server).get('/track/two')),
+    ];
     const cookieChar = fc.constantFrom(...'abcXYZ019=;,% "\\.-_\t{}[]:é'.split(''));
     const header = fc.oneof(
       fc.string({ unit: cookieChar, maxLength: 300 }).map((noise) => `${NAME}=${noise}`),
@@ -123,6 +150,12 @@ describe.each(harnesses)('shared behaviour through $name', (harness) => {
       fc
         .array(fc.string({ unit: cookieChar, maxLength: 60 }), { maxLength: 20 })
         .map((values) => values.map((v) => `${NAME}=${v}`).join('; ')),
+      fc
+        .array(fc.oneof(fc.constantFrom(...genuine), fc.string({ unit: cookieChar, maxLength: 40 })), {
+          minLength: 1,
+          maxLength: 4,
+        })
+        .map((parts) => parts.join('; ')),
     );
     await fc.assert(
       fc.asyncProperty(header, async (cookie) => {

@@ -45,13 +45,14 @@ export function defaultResolveUserId(ctx: Context): unknown {
  * The request port, reading the device cookie as Koa would: when the app has `app.keys`, only values whose
  * `.sig` cookie verifies count, and one verified with a retired key is re-signed.
  */
-function koaRequestPort(ctx: Context, deviceCookie: string): RequestPort<Context> {
+function koaRequestPort(ctx: Context, deviceCookies: ReadonlySet<string>): RequestPort<Context> {
   const port = nodeRequestPort(ctx, { ip: ctx.ip, secure: ctx.secure, path: ctx.originalUrl });
   const keys = (ctx.cookies as SigningCookies).keys;
   if (!keys) return port;
-  let checked: { verified: string[]; rejected: number; stale: boolean } | undefined;
-  const device = () => {
-    if (checked) return checked;
+  const checked = new Map<string, { verified: string[]; rejected: number; stale: boolean }>();
+  const device = (deviceCookie: string) => {
+    const known = checked.get(deviceCookie);
+    if (known) return known;
     const values = port.cookies(deviceCookie);
     const signatures = port.cookies(`${deviceCookie}.sig`);
     let stale = false;
@@ -66,19 +67,20 @@ function koaRequestPort(ctx: Context, deviceCookie: string): RequestPort<Context
       if (key > 0) stale = true;
       return key >= 0;
     });
-    checked = { verified, rejected: values.length - verified.length, stale };
-    return checked;
+    const result = { verified, rejected: values.length - verified.length, stale };
+    checked.set(deviceCookie, result);
+    return result;
   };
   return {
     ...port,
-    cookies: (name) => (name === deviceCookie ? device().verified : port.cookies(name)),
-    isCookieStale: (name) => name === deviceCookie && device().stale,
-    rejectedCookies: (name) => (name === deviceCookie ? device().rejected : 0),
+    cookies: (name) => (deviceCookies.has(name) ? device(name).verified : port.cookies(name)),
+    isCookieStale: (name) => deviceCookies.has(name) && device(name).stale,
+    rejectedCookies: (name) => (deviceCookies.has(name) ? device(name).rejected : 0),
   };
 }
 
 /** Writes through `ctx.cookies`, so `app.keys` signs the device cookie as it signs the app's own. */
-function writeKoaCookies(ctx: Context, deviceCookie: string, writes: CookieWrite[]): void {
+function writeKoaCookies(ctx: Context, deviceCookies: ReadonlySet<string>, writes: CookieWrite[]): void {
   for (const { name, value, attributes } of writes) {
     ctx.cookies.set(name, encodeURIComponent(value), {
       path: attributes.path,
@@ -89,7 +91,7 @@ function writeKoaCookies(ctx: Context, deviceCookie: string, writes: CookieWrite
       sameSite: attributes.sameSite,
       overwrite: true,
       // mixpanel-browser rewrites its own cookie, so only ours can carry a signature.
-      ...(name === deviceCookie ? {} : { signed: false }),
+      ...(deviceCookies.has(name) ? {} : { signed: false }),
     });
   }
 }
@@ -101,12 +103,14 @@ function writeKoaCookies(ctx: Context, deviceCookie: string, writes: CookieWrite
  */
 export function idstitch(options?: IdstitchKoaOptions): IdstitchMiddleware {
   const engine = createIdstitch(options, { resolveUserId: defaultResolveUserId });
-  const deviceCookie = engine.options.cookie.name;
+  // The plain name and, on HTTPS, the __Host- one: both are ours, both signed by app.keys.
+  const { name, hostName } = engine.options.cookie;
+  const deviceCookies: ReadonlySet<string> = new Set(hostName ? [name, hostName] : [name]);
   const middleware = function idstitchMiddleware(ctx: Context, next: Next): Promise<void> {
     try {
-      const scope = engine.handle(koaRequestPort(ctx, deviceCookie));
+      const scope = engine.handle(koaRequestPort(ctx, deviceCookies));
       writeCookiesBeforeHeaders(ctx.res, scope, engine.options.report, (writes) =>
-        writeKoaCookies(ctx, deviceCookie, writes),
+        writeKoaCookies(ctx, deviceCookies, writes),
       );
       ctx.state.tracker = scope.tracker;
     } catch (error) {

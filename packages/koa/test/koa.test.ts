@@ -243,6 +243,26 @@ describe('@idstitch/koa', () => {
       );
     });
 
+    it('signs and verifies the __Host- device cookie on HTTPS behind a trusted proxy', async () => {
+      const { app, server, sink } = start({ keys: ['k1'], options: { cookie: { secret: SECRET } } });
+      app.proxy = true;
+      const first = await request(server).get('/track/a').set('X-Forwarded-Proto', 'https').expect(204);
+      const lines = first.headers['set-cookie'] as unknown as string[];
+      expect(lines.map((line) => line.slice(0, line.indexOf('=')))).toEqual([
+        '__Host-idstitch_device',
+        '__Host-idstitch_device.sig',
+      ]);
+      for (const line of lines) expect(line).toMatch(/; path=\/; .*secure/);
+      const cookie = lines.map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+      const second = await request(server)
+        .get('/track/b')
+        .set('X-Forwarded-Proto', 'https')
+        .set('Cookie', cookie)
+        .expect(204);
+      expect(second.headers['set-cookie']).toBeUndefined();
+      expect(sink.events[1]!.properties.$device_id).toBe(sink.events[0]!.properties.$device_id);
+    });
+
     it('leaves the mixpanel-browser cookie unsigned: the browser SDK rewrites it', async () => {
       const { server } = start({
         keys: ['k1'],

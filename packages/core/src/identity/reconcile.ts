@@ -28,7 +28,17 @@ export type IdentityTransition =
 /** Something the tracker must emit because of a transition. */
 export type IdentityAction =
   /** Link `deviceId` to `userId` (Simplified: an event with both IDs; Original: `$identify`). */
-  | { type: 'identify'; userId: string; deviceId: string }
+  | {
+      type: 'identify';
+      userId: string;
+      deviceId: string;
+      /**
+       * False when the device came from an unauthenticated source (the `deviceIdHeader`, mixpanel-browser's
+       * cookie): anyone can send its value, so anonymous profile updates held for it are discarded, not applied to
+       * the user. Default true.
+       */
+      carryHeldUpdates?: boolean;
+    }
   /** Forget the device: later events use `deviceId`, a fresh one. */
   | {
       type: 'reset';

@@ -11,6 +11,7 @@ import { IdstitchError } from '../errors.js';
 import { isPlaceholderId } from '../messages/validate.js';
 import type { ResolvedOptions } from '../options.js';
 import type { RequestPort } from '../request-port.js';
+import { chooseDevice } from './choose-device.js';
 import { isAcceptableDeviceId, newDeviceId } from './ids.js';
 import { type IdentityAction, type IdentityState, reconcileIdentity } from './reconcile.js';
 
@@ -92,6 +93,14 @@ export class RequestIdentity<Req> {
   private browserNeedsWrite = false;
   private readonly browserDevice: string | undefined;
   private readonly fromHeader: boolean;
+  /** The device cookie's name on this request: `__Host-<name>` when it is written Secure and may be prefixed. */
+  private readonly cookieName: string;
+  /** A value under the unprefixed name arrived while the prefixed one is in use: moved, then expired. */
+  private legacyCarried = false;
+  /** Several genuine values of different devices, chosen between once the signed-in user is known. */
+  private candidates: IdentityState[] | undefined;
+  /** A device that came from an unauthenticated source (header, mixpanel-browser cookie). */
+  private untrustedDeviceId: string | undefined;
   private explicitUserId: string | undefined;
   /** After an explicit reset, the session's user is treated as anonymous until it changes. */
   private suppressedUserId: string | undefined;
@@ -104,12 +113,17 @@ export class RequestIdentity<Req> {
     private readonly port: RequestPort<Req>,
   ) {
     const { options } = context;
+    const secure = options.cookie.secure === 'auto' ? port.secure : options.cookie.secure;
+    this.cookieName = secure && options.cookie.hostName ? options.cookie.hostName : options.cookie.name;
     this.optedOut = this.readOptOut();
     const cookie = this.optedOut ? undefined : this.readDeviceCookie();
     this.cookieNeedsWrite = this.optedOut
-      ? port.cookies(options.cookie.name).length > 0
+      ? port.cookies(this.cookieName).length > 0 ||
+        (this.cookieName !== options.cookie.name && port.cookies(options.cookie.name).length > 0)
       : (cookie?.stale ?? true);
-    let state = cookie?.state;
+    let state: IdentityState | undefined;
+    if (cookie !== undefined && cookie.candidates.length === 1) state = cookie.candidates[0];
+    else if (cookie !== undefined) this.candidates = cookie.candidates;
     if (!this.optedOut && options.mixpanelBrowserCookie) {
       const name = mixpanelBrowserCookieName(options.mixpanelBrowserCookie.token);
       this.browserState = parseMixpanelBrowserCookie(port.cookies(name)[0]);
@@ -118,9 +132,14 @@ export class RequestIdentity<Req> {
     const headerDevice = options.deviceIdHeader ? port.header(options.deviceIdHeader) : undefined;
     this.fromHeader = !this.optedOut && isAcceptableDeviceId(headerDevice);
     const sourced = this.fromHeader ? headerDevice : this.browserDevice;
-    if (sourced !== undefined && sourced !== state?.deviceId) {
-      // The link we remember belongs to another device; it says nothing about this one.
+    const vouched = this.candidates?.filter((candidate) => candidate.deviceId === sourced);
+    if (vouched !== undefined && vouched.length > 0) this.candidates = vouched;
+    else if (sourced !== undefined && sourced !== state?.deviceId) {
+      // The link we remember belongs to another device; it says nothing about this one. Nothing vouches for
+      // the value either (anyone can send it), so it never carries held anonymous updates onto a user.
       state = { deviceId: sourced as string, userTag: undefined };
+      this.candidates = undefined;
+      this.untrustedDeviceId = sourced;
       this.cookieNeedsWrite = true;
     }
     this.state = state;
@@ -203,6 +222,21 @@ export class RequestIdentity<Req> {
 
   private apply(userId: string | undefined): void {
     const { codec, options } = this.context;
+    if (this.candidates !== undefined) {
+      const { state, ambiguous } = chooseDevice(this.candidates, userId, (tag, id, device) =>
+        codec.isTagOf(tag, id, device),
+      );
+      this.candidates = undefined;
+      this.state = state;
+      if (ambiguous) {
+        options.report(
+          new IdstitchError(
+            'duplicate_cookie',
+            'several genuine device cookies of different devices and none is the signed-in user’s: a fresh device was issued',
+          ),
+        );
+      }
+    }
     const before = this.state;
     const result = reconcileIdentity({
       previous: this.state,
@@ -213,6 +247,10 @@ export class RequestIdentity<Req> {
       newDeviceId,
     });
     this.state = result.state;
+    for (const action of result.actions) {
+      if (action.type === 'identify' && action.deviceId === this.untrustedDeviceId)
+        action.carryHeldUpdates = false;
+    }
     this.pending.push(...result.actions);
     if (before?.deviceId !== result.state.deviceId) this.markDeviceChanged();
   }
@@ -272,35 +310,47 @@ export class RequestIdentity<Req> {
     return false;
   }
 
-  private readDeviceCookie(): { state: IdentityState; stale: boolean } | undefined {
+  /** Every genuine value of the device cookie, for {@link chooseDevice}; undefined when none verifies. */
+  private readDeviceCookie(): { candidates: IdentityState[]; stale: boolean } | undefined {
     const { codec, options } = this.context;
-    const name = options.cookie.name;
-    const values = this.port.cookies(name);
-    const rejectedByFramework = this.port.rejectedCookies?.(name) ?? 0;
+    let name = this.cookieName;
+    let values = this.port.cookies(name);
+    let rejectedByFramework = this.port.rejectedCookies?.(name) ?? 0;
+    if (values.length + rejectedByFramework === 0 && name !== options.cookie.name) {
+      // Moving to the __Host- name: visitors from before keep their device.
+      name = options.cookie.name;
+      values = this.port.cookies(name);
+      rejectedByFramework = this.port.rejectedCookies?.(name) ?? 0;
+      this.legacyCarried = values.length + rejectedByFramework > 0;
+    }
     const carried = values.length + rejectedByFramework;
     if (carried === 0) return undefined;
     if (carried > 1) {
       options.report(
         new IdstitchError(
           'duplicate_cookie',
-          `request carried ${carried} "${name}" cookies; using the first that verifies`,
-          {
-            details: { count: carried },
-          },
+          `request carried ${carried} "${name}" cookies; choosing between the genuine ones`,
+          { details: { count: carried } },
         ),
       );
     }
     let rejection: DeviceCookieRejection | 'framework signature' | undefined =
       rejectedByFramework > 0 ? 'framework signature' : undefined;
+    const candidates: IdentityState[] = [];
+    let stale = carried > 1 || this.legacyCarried || this.port.isCookieStale?.(name) === true;
     for (const value of values) {
       const decoded = codec.decode(value);
-      // Several values mean one was planted: rewrite ours so the browser keeps a single good one.
-      if (decoded.ok) {
-        const stale = decoded.stale || carried > 1 || this.port.isCookieStale?.(name) === true;
-        return { state: decoded.state, stale };
+      if (!decoded.ok) {
+        rejection ??= decoded.reason;
+        continue;
       }
-      rejection ??= decoded.reason;
+      stale ||= decoded.stale;
+      const { deviceId, userTag } = decoded.state;
+      if (!candidates.some((known) => known.deviceId === deviceId && known.userTag === userTag)) {
+        candidates.push(decoded.state);
+      }
     }
+    if (candidates.length > 0) return { candidates, stale };
     options.report(
       new IdstitchError(
         rejection === 'malformed' ? 'invalid_cookie' : 'tampered_cookie',
@@ -321,12 +371,23 @@ export class RequestIdentity<Req> {
       secure: options.cookie.secure === 'auto' ? this.port.secure : options.cookie.secure,
       sameSite: options.cookie.sameSite,
     };
+    const expired = { ...attributes, maxAge: 0 };
+    const legacyExpiry: CookieWrite[] =
+      this.cookieName !== options.cookie.name &&
+      (this.legacyCarried || (this.optedOut && this.port.cookies(options.cookie.name).length > 0))
+        ? [{ name: options.cookie.name, value: '', attributes: expired }]
+        : [];
     if (this.optedOut) {
       return this.cookieNeedsWrite
-        ? [{ name: options.cookie.name, value: '', attributes: { ...attributes, maxAge: 0 } }]
+        ? [
+            ...(this.port.cookies(this.cookieName).length > 0
+              ? [{ name: this.cookieName, value: '', attributes: expired }]
+              : []),
+            ...legacyExpiry,
+          ]
         : [];
     }
-    const writes: CookieWrite[] = [];
+    const writes: CookieWrite[] = [...legacyExpiry];
     const state = this.state;
     if (state === undefined) return writes;
     if (
@@ -334,7 +395,7 @@ export class RequestIdentity<Req> {
       state.deviceId !== this.arrived?.deviceId ||
       state.userTag !== this.arrived?.userTag
     ) {
-      writes.push({ name: options.cookie.name, value: codec.encode(state), attributes });
+      writes.push({ name: this.cookieName, value: codec.encode(state), attributes });
     }
     const browser = options.mixpanelBrowserCookie;
     if (

@@ -222,7 +222,8 @@ export class RequestTracker<Req> implements Tracker {
     for (const action of actions) {
       if (action.type !== 'identify') continue;
       this.emitIdentify(action.userId, action.deviceId);
-      this.applyHeldUpdates(action.deviceId, action.userId);
+      if (action.carryHeldUpdates === false) this.discardHeldUpdates(action.deviceId);
+      else this.applyHeldUpdates(action.deviceId, action.userId);
     }
   }
 
@@ -391,6 +392,24 @@ export class RequestTracker<Req> implements Tracker {
     const taken = this.options.identityStore.take(deviceId);
     if (isPromise(taken)) this.pipeline.defer(taken, apply, 'could not apply held anonymous profile updates');
     else apply(taken);
+  }
+
+  /** Held updates of a device nothing vouches for are never applied to a user: they are dropped, reported. */
+  private discardHeldUpdates(deviceId: string): void {
+    const discard = (updates: HeldProfileUpdate[]) => {
+      if (updates.length === 0) return;
+      this.options.report(
+        new IdstitchError(
+          'held_updates_dropped',
+          `dropped ${updates.length} held anonymous profile update(s): the device came from an unauthenticated source (deviceIdHeader or the mixpanel-browser cookie)`,
+          { details: { count: updates.length, reason: 'unauthenticated device' } },
+        ),
+      );
+    };
+    const taken = this.options.identityStore.take(deviceId);
+    if (isPromise(taken))
+      this.pipeline.defer(taken, discard, 'could not discard held anonymous profile updates');
+    else discard(taken);
   }
 
   private reportIssues(issues: SanitizeIssue[], context: Record<string, unknown>): void {
