@@ -225,6 +225,30 @@ export class Delivery {
       }
       if (index !== undefined && !refused.has(index)) refused.set(index, record);
     }
+    if (refused.size === 0) {
+      // Mixpanel said records failed but named none of this batch: nothing tells which were ingested,
+      // so counting the batch delivered would hide a failure. It is dropped as refused, and reported.
+      const [first] = failed;
+      accounts.release(batch, 'rejected');
+      accounts.report(
+        new IdstitchError(
+          'rejected_by_mixpanel',
+          `Mixpanel refused records of a batch of ${messages.length} ${KIND_NOUN[lane.endpoint]} on ` +
+            `/${lane.endpoint} but named none of them (${failed.length} failed_records, the first: ` +
+            `${first?.field}: ${first?.message}); the batch was dropped and will not be retried`,
+          {
+            details: {
+              endpoint: lane.endpoint,
+              count: messages.length,
+              failedRecords: failed.length,
+              field: first?.field,
+              message: first?.message,
+            },
+          },
+        ),
+      );
+      return;
+    }
     batch.owned = false;
     const delivered = messages.filter((_, i) => !refused.has(i));
     accounts.settle(delivered, 'delivered', lane.endpoint);
