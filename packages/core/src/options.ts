@@ -1,7 +1,6 @@
 import { IdstitchError, IdstitchOptionsError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { MemoryIdentityStore } from './identity/identity-store.js';
-import { LocalSink } from './local/local-sink.js';
 import { RESERVED_EVENT_NAMES } from './messages/limits.js';
 import { sanitizeProperties } from './messages/sanitize.js';
 import type { Properties, Sink } from './messages/types.js';
@@ -119,6 +118,15 @@ export interface IdstitchOptions<Req = unknown> {
 /** Defaults an adapter supplies for its framework. */
 export interface AdapterDefaults<Req> {
   resolveUserId: (request: Req) => unknown;
+}
+
+/**
+ * Defaults chosen by the composition root (`createIdstitch`) rather than by this module, so that the options
+ * module does not depend on any sink implementation.
+ */
+export interface EngineDefaults {
+  /** Makes the sink used when `sink` is omitted; the engine passes one that makes a `LocalSink`. */
+  sink: (idMerge: IdMergeMode) => Sink;
 }
 
 /** {@link IdstitchOptions} with every default applied and every value checked. */
@@ -315,6 +323,7 @@ function safeReporter(
 export function resolveOptions<Req>(
   options: IdstitchOptions<Req> | undefined,
   defaults: AdapterDefaults<Req>,
+  engine: EngineDefaults,
 ): ResolvedOptions<Req> {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     fail('options', 'must be an object', 'Call the middleware factory with `{ ... }` or no argument.');
@@ -345,7 +354,7 @@ export function resolveOptions<Req>(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
   }
-  const sink = o.sink ?? new LocalSink({ mode: idMerge });
+  const sink = o.sink ?? engine.sink(idMerge);
   if (
     typeof sink?.write !== 'function' ||
     typeof sink.flush !== 'function' ||

@@ -1,7 +1,5 @@
-import { PROFILE_OPERATIONS } from '../messages/limits.js';
-import type { OutgoingMessage } from '../messages/types.js';
-import type { UnreadableLine } from './ndjson.js';
-import { readNdjsonFile } from './ndjson.js';
+import type { LocalSink, OutgoingMessage, UnreadableLine } from '@idstitch/core';
+import { PROFILE_OPERATIONS, readNdjsonFile } from '@idstitch/core';
 import type { QaFinding } from './qa.js';
 import { findIdentityIssues } from './qa.js';
 import type { IdentityOperation, IdMergeMode, ResolvedEvent, ResolvedProfile } from './resolver.js';
@@ -270,6 +268,18 @@ export async function reportFromFile(
 ): Promise<IdentityReport> {
   const { messages, lineNumbers, unreadable } = await readNdjsonFile(path);
   return buildReport(messages, { ...options, source: path, lineNumbers, unreadable });
+}
+
+/**
+ * Flushes a LocalSink, then resolves its whole file (earlier runs included) with the sink's own `mode`.
+ * Replaces `LocalSink.report()`, which moved here with the resolver.
+ */
+export async function reportFromSink(
+  sink: Pick<LocalSink, 'read' | 'mode' | 'path'>,
+  options: Pick<ReportOptions, 'clusterLimit'> = {},
+): Promise<IdentityReport> {
+  const { messages, lineNumbers, unreadable } = await sink.read();
+  return buildReport(messages, { ...options, mode: sink.mode, source: sink.path, lineNumbers, unreadable });
 }
 
 function plural(count: number, noun: string): string {

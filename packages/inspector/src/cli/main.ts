@@ -1,8 +1,8 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_LOCAL_PATH } from '../local/local-sink.js';
-import { formatReportJson, formatReportText, reportFromFile } from '../local/report.js';
-import type { IdMergeMode } from '../local/resolver.js';
+import { DEFAULT_LOCAL_PATH } from '@idstitch/core';
+import { formatReportJson, formatReportText, reportFromFile } from '../report.js';
+import type { IdMergeMode } from '../resolver.js';
 
 /** Where the CLI prints, and what relative paths resolve against. Tests swap these; the defaults are the process's. */
 export interface CliIo {
@@ -115,7 +115,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
 }
 
 /**
- * True when this module is the program being run (`tsx packages/core/src/cli/main.ts`, `node dist/esm/cli/main.js`)
+ * True when this module is the program being run (`tsx packages/inspector/src/cli/main.ts`, `node dist/esm/cli/main.js`)
  * rather than imported, e.g. by the published bin, which calls `main` itself. Decided from the entry path
  * because `import.meta` does not compile in this package's CommonJS build.
  */
