@@ -8,11 +8,12 @@ import type { Redis } from 'ioredis';
 import {
   backoff,
   closeRedis,
-  errorMessage,
+  describeRedisFault,
   openRedis,
   type RedisConnection,
   RedisOutage,
   reportSafely,
+  safeRedisUrl,
   sleep,
   whenReady,
 } from './connection.js';
@@ -243,11 +244,12 @@ export class RedisIdentityStore implements IdentityStore {
         if (this.#closed || this.#now() + wait > deadline) {
           // What this process buffered is not lost: back into the buffer, written to Redis later.
           if (local.length > 0) this.#bufferUpdates(deviceId, local);
+          const fault = describeRedisFault(this.#redis, error);
           throw new IdstitchError(
             'store_failed',
-            `could not take held updates for a device from Redis (${errorMessage(error)}); they stay held ` +
+            `could not take held updates for a device from Redis (${fault.description}); they stay held ` +
               `until they expire`,
-            { cause: error, details: { attempts: attempt } },
+            { cause: fault.error, details: { attempts: attempt, fault: fault.kind } },
           );
         }
         await sleep(wait, this.#abort.signal);
@@ -426,15 +428,18 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   #failed(error: unknown): void {
-    this.#outage.began(
-      () =>
-        new IdstitchError(
-          'store_failed',
-          `Redis is unreachable for the identity store (${errorMessage(error)}); anonymous profile updates ` +
-            `are kept in this process (at most ${this.#maxBuffered}) and written to Redis when it answers again`,
-          { cause: error, details: { state: 'down' } },
-        ),
-    );
+    this.#outage.began(() => {
+      const fault = describeRedisFault(this.#redis, error);
+      return new IdstitchError(
+        'store_failed',
+        `the identity store's Redis commands fail: ${fault.description}; anonymous profile updates are ` +
+          `kept in this process (at most ${this.#maxBuffered}) and written to Redis when it takes them again`,
+        {
+          cause: fault.error,
+          details: { state: 'down', fault: fault.kind, redis: safeRedisUrl(this.#redis) },
+        },
+      );
+    });
   }
 
   #up(): void {
