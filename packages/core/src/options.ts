@@ -385,10 +385,16 @@ export function resolveOptions<Req>(
       'Use an ordinary event name such as `Identified`.',
     );
   }
-  const superProperties = sanitizeProperties(o.superProperties);
+  const superProperties = sanitizeProperties(o.superProperties, { dropIdentityFields: true });
   if (superProperties.issues.length > 0) {
     const first = superProperties.issues[0]!;
-    fail(`superProperties.${first.path}`, first.reason, 'Pass plain JSON-compatible values.');
+    fail(
+      `superProperties.${first.path}`,
+      first.reason,
+      first.reason.includes('identity field')
+        ? 'Remove it: idstitch stamps identity on every event itself.'
+        : 'Pass plain JSON-compatible values.',
+    );
   }
   const request = o.requestProperties ?? {};
   optionalBoolean(request.path, 'requestProperties.path');
