@@ -214,7 +214,7 @@ function resolveCookie(cookie: DeviceCookieOptions | undefined): ResolvedOptions
     fail(
       'cookie',
       'must be an object',
-      'Pass `cookie: { secret: process.env.IDSTITCH_SECRET }` or leave it out.',
+      'Pass `cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }` or leave it out.',
     );
   }
   const options = cookie ?? {};
