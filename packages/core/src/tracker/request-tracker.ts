@@ -253,6 +253,7 @@ export class RequestTracker<Req> implements Tracker {
     estimatedBytes: number,
     distinctIdOverride?: string,
   ): void {
+    if (this.scope.bot) return this.pipeline.drop('bot');
     const distinctId = distinctIdOverride ?? this.distinctId(identity);
     if (distinctId === undefined) return this.invalid('invalid_id', 'no identity to attribute the event to');
     const { time, $insert_id: insertId, ...rest } = properties;
