@@ -135,7 +135,7 @@ function resolveKeys(
     fail(
       'cookie.secret',
       'is required when NODE_ENV is "production": without it anyone can forge or plant a device cookie',
-      `Set \`cookie: { secret: process.env.IDSTITCH_SECRET }\` (${SECRET_FIX.charAt(0).toLowerCase()}${SECRET_FIX.slice(1, -1)}), or opt out knowingly with \`cookie: { insecureUnsigned: true }\`.`,
+      `Set \`cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }\` (${SECRET_FIX.charAt(0).toLowerCase()}${SECRET_FIX.slice(1, -1)}), or opt out knowingly with \`cookie: { insecureUnsigned: true }\`.`,
     );
   }
   if (firstProcessKeyWarning()) {
@@ -157,7 +157,7 @@ export function resolveCookie(
     fail(
       'cookie',
       'must be an object',
-      'Pass `cookie: { secret: process.env.IDSTITCH_SECRET }` or leave it out.',
+      'Pass `cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }` or leave it out.',
     );
   }
   const options = cookie ?? {};

@@ -285,6 +285,7 @@ export class RequestTracker<Req> implements Tracker {
     estimatedBytes: number,
     stamp: { distinctId?: string; insertId?: string } = {},
   ): void {
+    if (this.scope.bot) return this.pipeline.drop('bot');
     const distinctId = stamp.distinctId ?? this.distinctId(identity);
     if (distinctId === undefined) return this.invalid('invalid_id', 'no identity to attribute the event to');
     const { time, ...rest } = properties;
