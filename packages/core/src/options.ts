@@ -24,7 +24,11 @@ export type IdMergeMode = 'simplified' | 'original';
  * default). Off unless given. The SDK's `localStorage` persistence cannot be shared: see the README.
  */
 export interface MixpanelBrowserCookieOptions {
-  /** The project token, which names the cookie `mp_<token>_mixpanel`. */
+  /**
+   * The project token, which names the cookie `mp_<token>_mixpanel`. That cookie is unauthenticated (page
+   * scripts and other subdomains can write it): a device from it never carries held anonymous profile updates
+   * onto a signed-in user. See SECURITY.md.
+   */
   token: string;
   /**
    * Write that cookie as mixpanel-browser itself would persist it (same name, URI-encoded JSON, not
@@ -128,7 +132,11 @@ export interface IdstitchOptions<Req = unknown> {
   geolocate?: boolean;
   consent?: ConsentOptions<Req>;
   mixpanelBrowserCookie?: MixpanelBrowserCookieOptions;
-  /** Header carrying a native app's device ID (for example `x-device-id`). Default: none. */
+  /**
+   * Header carrying a native app's device ID (for example `x-device-id`). Default: none. Unauthenticated: any
+   * client can send any value, so a device from it never carries held anonymous profile updates onto a signed-in
+   * user (they are discarded and reported). See SECURITY.md.
+   */
   deviceIdHeader?: string;
   /** Where anonymous profile updates wait for identify. Default: a bounded in-memory store. */
   identityStore?: IdentityStore;

@@ -123,6 +123,19 @@ describe('unauthenticated device sources', () => {
     expect(sink.profileUpdates).toEqual([]);
     expect(errors.map((error) => error.message).join('\n')).toMatch(/unauthenticated source/);
   });
+
+  it('a mixpanel-browser cookie device never carries its held updates onto the user either', () => {
+    const { sink, visit, errors } = setup({ mixpanelBrowserCookie: { token: 'tok123' } });
+    const device = '7d9a2b1c-3e4f-4a5b-8c6d-0e1f2a3b4c5d';
+    const cookie = `mp_tok123_mixpanel=${encodeURIComponent(
+      JSON.stringify({ distinct_id: `$device:${device}`, $device_id: device }),
+    )}`;
+    visit({ cookie }, (tracker) => tracker.people.set({ email: 'someone@else.test' }));
+    visit({ cookie, userId: 'u1' });
+    expect(sink.eventsNamed('Identified')[0]!.properties.$device_id).toBe(device);
+    expect(sink.profileUpdates.filter((update) => update.$set?.email)).toEqual([]);
+    expect(errors.map((error) => error.message).join('\n')).toMatch(/unauthenticated source/);
+  });
 });
 
 describe('the __Host- cookie name', () => {
