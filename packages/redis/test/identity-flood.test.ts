@@ -64,5 +64,5 @@ describe('a flood of cookie-less anonymous people.set on a 16 MB noeviction Redi
     );
     expect(instance.outbox.stats()).toMatchObject({ buffered: 0, redisDown: false });
     expect(instance.errors.filter((error) => error.details.fault === 'oom')).toEqual([]);
-  });
+  }, 120_000);
 });
