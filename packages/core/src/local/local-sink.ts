@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { IdstitchError, IdstitchOptionsError } from '../errors.js';
 import type { DropReason, OutgoingMessage, Sink } from '../messages/types.js';
 import type { IdMergeMode } from '../options.js';
@@ -26,9 +27,27 @@ export interface LocalSinkOptions {
    * `queue_overflow` until it drains. Default 10 000.
    */
   maxQueue?: number;
-  /** Told about appends that failed after a retry and about messages lost at close. Default: `console.warn`. */
+  /**
+   * Told about appends that failed after a retry and about messages lost at close. A disk that keeps
+   * failing is reported once when it starts, then at most once per `reportIntervalMs` with counts, and
+   * once when appends work again. Default: `console.warn`.
+   */
   onError?: (error: IdstitchError) => void;
+  /** Least time between two reports of the same ongoing append failure. Default 30 000 ms. */
+  reportIntervalMs?: number;
+  /**
+   * Test seam for disk faults: writes one chunk of whole lines with a single `write` and returns the
+   * bytes written (fewer when the disk filled up mid-chunk). Default: `handle.write(chunk)`.
+   */
+  writeChunk?: (handle: FileHandle, chunk: Buffer) => Promise<number>;
 }
+
+/**
+ * Lines are written in chunks of whole lines of at most this many bytes, each with one `write` to a file
+ * opened with O_APPEND: Linux appends one `write` to a local file atomically, so lines of two processes
+ * sharing the file never interleave (Node's `appendFile` splits large buffers into several writes).
+ */
+const CHUNK_BYTES = 64 * 1024;
 
 /** Counters of what a LocalSink did with the messages it was given. */
 export interface LocalSinkStats {
@@ -97,6 +116,25 @@ function prepareFile(path: string): { endsMidLine: boolean } {
   }
 }
 
+function defaultWriteChunk(handle: FileHandle, chunk: Buffer): Promise<number> {
+  return handle.write(chunk, 0, chunk.length).then(({ bytesWritten }) => bytesWritten);
+}
+
+/** Whether the file open in `handle` ends without a newline (a torn last line). */
+async function endsMidLine(handle: FileHandle): Promise<boolean> {
+  const { size } = await handle.stat();
+  if (size === 0) return false;
+  const last = Buffer.alloc(1);
+  await handle.read(last, 0, 1, size - 1);
+  return last[0] !== 0x0a;
+}
+
+function countNewlines(chunk: Buffer, end: number): number {
+  let count = 0;
+  for (let i = 0; i < end; i += 1) if (chunk[i] === 0x0a) count += 1;
+  return count;
+}
+
 /**
  * The embedded default sink: appends every message (events, profile updates, group updates) as one line of
  * JSON to a local file, so identity can be seen and QA'd without a Mixpanel project. `@idstitch/inspector`
@@ -115,6 +153,12 @@ export class LocalSink implements Sink {
   private pending: string[] = [];
   private draining: Promise<void> | undefined;
   private endsMidLine: boolean;
+  /** Whether the file's tail must be checked before the next append (a failed write may have torn it). */
+  private checkTail = false;
+  private readonly reportIntervalMs: number;
+  private readonly writeChunk: (handle: FileHandle, chunk: Buffer) => Promise<number>;
+  /** An ongoing append failure: reported when it starts, then throttled, then when it ends. */
+  private failure: { since: number; lastReport: number; appends: number; messages: number } | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
   private written = 0;
@@ -123,6 +167,16 @@ export class LocalSink implements Sink {
   /** @throws IdstitchOptionsError when an option is invalid or the path cannot be written. */
   constructor(options: LocalSinkOptions = {}) {
     const { path = DEFAULT_LOCAL_PATH, mode = 'simplified', maxQueue = 10_000, onError } = options;
+    const { reportIntervalMs = 30_000, writeChunk = defaultWriteChunk } = options;
+    if (!Number.isInteger(reportIntervalMs) || reportIntervalMs < 0) {
+      throw new IdstitchOptionsError(
+        'reportIntervalMs',
+        `must be a non-negative integer, got ${String(reportIntervalMs)}`,
+        'Omit it to use 30000',
+      );
+    }
+    this.reportIntervalMs = reportIntervalMs;
+    this.writeChunk = writeChunk;
     if (typeof path !== 'string' || path.trim() === '') {
       throw new IdstitchOptionsError(
         'path',
@@ -144,11 +198,40 @@ export class LocalSink implements Sink {
         'Omit it to use 10000',
       );
     }
-    this.path = resolve(path);
     this.mode = mode;
     this.maxQueue = maxQueue;
     this.onError = onError ?? ((error) => console.warn(error.message));
-    this.endsMidLine = prepareFile(this.path).endsMidLine;
+    if (options.path !== undefined) {
+      this.path = resolve(path);
+      this.endsMidLine = prepareFile(this.path).endsMidLine;
+      return;
+    }
+    // No path given: a read-only working directory (a container, a serverless bundle) must not stop the
+    // app from starting. Record to the temporary folder instead, and say so.
+    const wanted = resolve(path);
+    try {
+      this.path = wanted;
+      this.endsMidLine = prepareFile(wanted).endsMidLine;
+    } catch (error) {
+      const fallback = join(tmpdir(), `idstitch-${process.getuid?.() ?? 'user'}`, 'events.ndjson');
+      this.path = fallback;
+      let endsMidLine = false;
+      let where = `recording to ${fallback} instead`;
+      try {
+        endsMidLine = prepareFile(fallback).endsMidLine;
+      } catch {
+        where = `nor ${fallback}; messages are counted as dropped`;
+      }
+      this.endsMidLine = endsMidLine;
+      const reason = error instanceof Error ? error.message : String(error);
+      queueMicrotask(() =>
+        this.notify(
+          'store_failed',
+          `LocalSink cannot write its default file ${wanted} (${reason.replace(/^idstitch: /, '')}); ${where}. ` +
+            'Pass `new LocalSink({ path })` or a MixpanelSink to choose.',
+        ),
+      );
+    }
   }
 
   /** Queues one message for appending. Returns at once; never throws. */
@@ -220,39 +303,115 @@ export class LocalSink implements Sink {
       while (this.pending.length > 0) {
         const batch = this.pending;
         this.pending = [];
-        const chunk = `${this.endsMidLine ? '\n' : ''}${batch.join('\n')}\n`;
-        if (await this.serialize(this.path, () => this.append(chunk, batch.length))) this.endsMidLine = false;
+        await this.serialize(this.path, () => this.append(batch));
       }
     } finally {
       this.draining = undefined;
     }
   }
 
-  /** Appends one chunk, retrying once after recreating the folder (someone may have cleared `.idstitch`). */
-  private async append(chunk: string, count: number): Promise<boolean> {
-    try {
-      await appendFile(this.path, chunk);
-    } catch {
+  /**
+   * Appends lines in chunks of whole lines, one `write` each (see {@link CHUNK_BYTES}), after making sure
+   * the file does not end mid-line. Retries once after recreating the folder (someone may have cleared
+   * `.idstitch`). A write cut short (a full disk) leaves a torn line; the next append starts on a new line.
+   */
+  private async append(lines: string[]): Promise<void> {
+    let done = 0;
+    for (let attempt = 1; attempt <= 2 && done < lines.length; attempt += 1) {
+      let handle: FileHandle | undefined;
       try {
-        await mkdir(dirname(this.path), { recursive: true });
-        await appendFile(this.path, chunk);
+        if (attempt === 2) await mkdir(dirname(this.path), { recursive: true });
+        handle = await open(this.path, 'a+');
+        let newline = this.endsMidLine || (this.checkTail && (await endsMidLine(handle)));
+        while (done < lines.length) {
+          let count = 0;
+          let bytes = newline ? 1 : 0;
+          while (done + count < lines.length) {
+            const size = Buffer.byteLength(lines[done + count] as string) + 1;
+            if (count > 0 && bytes + size > CHUNK_BYTES) break;
+            bytes += size;
+            count += 1;
+          }
+          const text = `${newline ? '\n' : ''}${lines.slice(done, done + count).join('\n')}\n`;
+          const chunk = Buffer.from(text);
+          const written = await this.writeChunk(handle, chunk);
+          if (written < chunk.length) {
+            // Cut short: the lines wholly written count, the rest of the chunk is torn.
+            const complete = countNewlines(chunk, written) - (newline && written > 0 ? 1 : 0);
+            this.written += Math.max(0, complete);
+            done += Math.max(0, complete);
+            this.endsMidLine = written > 0 && chunk[written - 1] !== 0x0a;
+            this.checkTail = true;
+            throw Object.assign(new Error(`wrote ${written} of ${chunk.length} bytes (disk full?)`), {
+              code: 'ENOSPC',
+            });
+          }
+          this.written += count;
+          done += count;
+          newline = false;
+          this.endsMidLine = false;
+          this.checkTail = false;
+        }
       } catch (cause) {
-        this.recordDrop('retries_exhausted', count);
-        this.notify('store_failed', `could not append ${count} messages to ${this.path}`, cause);
-        return false;
+        // Unknown how much of the failed write landed: check the tail before the next append.
+        this.checkTail = true;
+        if (attempt === 2 || done >= lines.length) {
+          const lost = lines.length - done;
+          this.recordDrop('retries_exhausted', lost);
+          this.failed(lost, cause);
+          return;
+        }
+      } finally {
+        await handle?.close().catch(() => {});
       }
     }
-    this.written += count;
-    return true;
+    this.recovered();
+  }
+
+  /** Reports an append failure: the first at once, then at most one summary per `reportIntervalMs`. */
+  private failed(messages: number, cause: unknown): void {
+    const now = Date.now();
+    if (this.failure === undefined) {
+      this.failure = { since: now, lastReport: now, appends: 1, messages };
+      this.notify('store_failed', `could not append ${messages} messages to ${this.path}`, cause, {
+        state: 'started',
+      });
+      return;
+    }
+    this.failure.appends += 1;
+    this.failure.messages += messages;
+    if (now - this.failure.lastReport < this.reportIntervalMs) return;
+    this.failure.lastReport = now;
+    this.notify(
+      'store_failed',
+      `appends to ${this.path} keep failing: ${this.failure.messages} messages in ${this.failure.appends} ` +
+        `appends lost since ${new Date(this.failure.since).toISOString()}`,
+      cause,
+      { state: 'ongoing', appends: this.failure.appends, messages: this.failure.messages },
+    );
+  }
+
+  private recovered(): void {
+    if (this.failure === undefined) return;
+    const { appends, messages, since } = this.failure;
+    this.failure = undefined;
+    this.notify(
+      'store_failed',
+      `appends to ${this.path} work again; ${messages} messages in ${appends} appends were lost since ` +
+        new Date(since).toISOString(),
+      undefined,
+      { state: 'recovered', appends, messages },
+    );
   }
 
   private notify(
     code: 'store_failed' | 'invalid_message' | 'shutdown_timeout',
     message: string,
     cause?: unknown,
+    details: Record<string, unknown> = {},
   ) {
     try {
-      this.onError(new IdstitchError(code, message, { cause, details: { path: this.path } }));
+      this.onError(new IdstitchError(code, message, { cause, details: { path: this.path, ...details } }));
     } catch {
       // A throwing hook must not turn a lost log line into a crashed request.
     }

@@ -55,6 +55,13 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     req.tracker.people.set({ plan: req.params.plan, source: 'landing' });
     res.sendStatus(204);
   });
+  // About 4 KB of traits, as a sign-up form might set.
+  app.post('/profile', (req, res) => {
+    const traits: Record<string, string> = {};
+    for (let i = 0; i < 16; i += 1) traits[`field${i}`] = `${i}`.padEnd(250, '-');
+    req.tracker.people.set(traits);
+    res.sendStatus(204);
+  });
   app.get('/whoami', (req, res) => {
     res.json(req.tracker.identity);
   });
