@@ -2,7 +2,6 @@ import { DEFAULT_REDACTED_PARAMS, type QueryPolicy } from './enrich/url.js';
 import { IdstitchError, IdstitchOptionsError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { MemoryIdentityStore } from './identity/identity-store.js';
-import { LocalSink } from './local/local-sink.js';
 import { RESERVED_EVENT_NAMES } from './messages/limits.js';
 import { sanitizeProperties } from './messages/sanitize.js';
 import type { Properties, Sink } from './messages/types.js';
@@ -162,6 +161,15 @@ export interface AdapterDefaults<Req> {
   resolveUserId: (request: Req) => unknown;
 }
 
+/**
+ * Defaults chosen by the composition root (`createIdstitch`) rather than by this module, so that the options
+ * module does not depend on any sink implementation.
+ */
+export interface EngineDefaults {
+  /** Makes the sink used when `sink` is omitted; the engine passes one that makes a `LocalSink`. */
+  sink: (idMerge: IdMergeMode) => Sink;
+}
+
 /** {@link IdstitchOptions} with every default applied and every value checked. */
 export interface ResolvedOptions<Req> {
   sink: Sink;
@@ -247,7 +255,7 @@ function resolveCookie(cookie: DeviceCookieOptions | undefined): ResolvedOptions
     fail(
       'cookie',
       'must be an object',
-      'Pass `cookie: { secret: process.env.IDSTITCH_SECRET }` or leave it out.',
+      'Pass `cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }` or leave it out.',
     );
   }
   const options = cookie ?? {};
@@ -356,6 +364,7 @@ function safeReporter(
 export function resolveOptions<Req>(
   options: IdstitchOptions<Req> | undefined,
   defaults: AdapterDefaults<Req>,
+  engine: EngineDefaults,
 ): ResolvedOptions<Req> {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     fail('options', 'must be an object', 'Call the middleware factory with `{ ... }` or no argument.');
@@ -386,7 +395,7 @@ export function resolveOptions<Req>(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
   }
-  const sink = o.sink ?? new LocalSink({ mode: idMerge });
+  const sink = o.sink ?? engine.sink(idMerge);
   if (
     typeof sink?.write !== 'function' ||
     typeof sink.flush !== 'function' ||
@@ -417,10 +426,16 @@ export function resolveOptions<Req>(
       'Use an ordinary event name such as `Identified`.',
     );
   }
-  const superProperties = sanitizeProperties(o.superProperties);
+  const superProperties = sanitizeProperties(o.superProperties, { dropIdentityFields: true });
   if (superProperties.issues.length > 0) {
     const first = superProperties.issues[0]!;
-    fail(`superProperties.${first.path}`, first.reason, 'Pass plain JSON-compatible values.');
+    fail(
+      `superProperties.${first.path}`,
+      first.reason,
+      first.reason.includes('identity field')
+        ? 'Remove it: idstitch stamps identity on every event itself.'
+        : 'Pass plain JSON-compatible values.',
+    );
   }
   const request = o.requestProperties ?? {};
   optionalBoolean(request.path, 'requestProperties.path');

@@ -88,10 +88,10 @@ describe('event stamping', () => {
     expect(p.$device_id).not.toBe('forged');
   });
 
-  it('keeps a caller-supplied time (Date or ms) and $insert_id', () => {
+  it('keeps a caller-supplied time (Date or ms) and an insert ID given as an option', () => {
     const { sink, start } = setup();
     const { tracker } = start();
-    tracker.track('a', { time: new Date('2026-01-02T03:04:05Z'), $insert_id: 'order-1234' });
+    tracker.track('a', { time: new Date('2026-01-02T03:04:05Z') }, { insertId: 'order-1234' });
     tracker.track('b', { time: 1_767_000_000_000 });
     expect(sink.events[0]!.properties).toMatchObject({
       time: Date.parse('2026-01-02T03:04:05Z'),
