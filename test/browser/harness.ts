@@ -8,11 +8,12 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import type { IdstitchOptions, MixpanelEvent, OutgoingMessage, Resolution } from '@idstitch/core';
-// The ID-merge resolver: the one import to change when it moves to @idstitch/inspector.
-import { MixpanelSink, resolveIdentities } from '@idstitch/core';
+import type { IdstitchOptions, MixpanelEvent, OutgoingMessage } from '@idstitch/core';
+import { MixpanelSink } from '@idstitch/core';
 import { idstitch } from '@idstitch/express';
 import { type FakeMixpanel, type StoredEvent, startFakeMixpanel } from '@idstitch/fake-mixpanel';
+// The ID-merge resolver: the one place the browser tests import it from.
+import { type Resolution, resolveIdentities } from '@idstitch/inspector';
 import express, { type Request } from 'express';
 import { type Browser, chromium } from 'playwright-core';
 
