@@ -81,13 +81,16 @@ export async function startShop(options: ShopOptions): Promise<Shop> {
     ...(request.query.nobatch ? { batch_requests: false } : {}),
   });
   const page = (request: Request, server: boolean, snippet = '') => `<!doctype html><title>shop</title>
-<script>${SDK}</script>
+<script src="/mixpanel.js"></script>
 <script>
 mixpanel.init(${json(TOKEN)}, ${json(sdkConfig(request))});
 ${snippet}
 mixpanel.track('Browser Page', { case: ${json(String(request.query.case ?? request.path))} });
 window.__ready = true;
 </script><p>${server ? 'server' : 'static'}</p>`;
+  app.get('/mixpanel.js', (_request, response) => {
+    response.set('cache-control', 'public, max-age=3600').type('js').send(SDK);
+  });
   app.get('/static', (request, response) => {
     response.type('html').send(page(request, false));
   });
