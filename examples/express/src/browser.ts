@@ -12,6 +12,9 @@ export interface Visit {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** What a desktop Chrome sends, so the events carry mixpanel-browser's `$browser`, `$os`… */
+export const DEMO_USER_AGENT =
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 
 export class Browser {
   private readonly jar = new Map<string, string>();
@@ -20,8 +23,9 @@ export class Browser {
 
   constructor(private readonly origin: string) {}
 
-  get(path: string): Promise<Response> {
-    return this.request('GET', path);
+  /** A page load; `referer` is the page the visitor came from (a search result, a newsletter). */
+  get(path: string, referer?: string): Promise<Response> {
+    return this.request('GET', path, undefined, referer);
   }
 
   /** Posts a form (`application/x-www-form-urlencoded`), as the example's HTML forms do. */
@@ -43,10 +47,17 @@ export class Browser {
     return [...this.jar.keys()];
   }
 
-  private async request(method: string, path: string, form?: string): Promise<Response> {
+  private async request(method: string, path: string, form?: string, referer?: string): Promise<Response> {
     let current = { method, path, form };
     for (let hop = 0; hop <= 5; hop += 1) {
-      const headers: Record<string, string> = {};
+      // A page load, as a browser sends it: idstitch reads these for mixpanel-browser's default properties.
+      const headers: Record<string, string> = {
+        'user-agent': DEMO_USER_AGENT,
+        accept: 'text/html',
+        // Node's fetch forces Sec-Fetch-Mode to cors; the destination says it is a page load.
+        'sec-fetch-dest': 'document',
+      };
+      if (referer !== undefined && hop === 0) headers.referer = referer;
       const cookie = [...this.jar].map(([name, value]) => `${name}=${value}`).join('; ');
       if (cookie !== '') headers.cookie = cookie;
       if (current.form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';

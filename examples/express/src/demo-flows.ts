@@ -17,7 +17,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { LocalSink } from '@idstitch/core';
+import { LocalSink, readNdjsonFile } from '@idstitch/core';
 import {
   buildReport,
   formatReportText,
@@ -81,9 +81,31 @@ export interface DemoResult {
   steps: DemoStep[];
   /** `reportFromFile(file)`: exactly what `pnpm idstitch report <file>` prints. */
   report: IdentityReport;
+  /** mixpanel-browser's default properties on the first server event (a landing from a Google search). */
+  browserProperties: Record<string, unknown>;
 }
 
 export const DEMO_USERS = { ada: 'user_ada', ben: 'user_ben', cleo: 'user_cleo' } as const;
+/** The first page of the demo: the home page, from a campaign. */
+const LANDING = '/?utm_source=google&utm_medium=cpc&utm_campaign=spring_sale&gclid=demo-click-1';
+/** The properties the demo shows from the first event, in mixpanel-browser's names. */
+const SHOWN_BROWSER_PROPERTIES = [
+  '$browser',
+  '$browser_version',
+  '$os',
+  '$device',
+  '$current_url',
+  '$referrer',
+  '$referring_domain',
+  '$initial_referrer',
+  '$initial_referring_domain',
+  '$search_engine',
+  'mp_keyword',
+  'utm_source',
+  'utm_medium',
+  'utm_campaign',
+  'gclid',
+];
 
 const EXPLANATIONS: Record<GuideFlow, string> = {
   'New User Signup': [
@@ -280,7 +302,8 @@ export async function runDemo(options: { file: string }): Promise<DemoResult> {
     // 1. New User Signup: browse anonymously on D1, sign up as U1 (the login redirects to the home page).
     const ada = DEMO_USERS.ada;
     const browser1 = newBrowser();
-    await browser1.get('/');
+    // The first visit lands from a Google search on a UTM-tagged URL.
+    await browser1.get(LANDING, 'https://www.google.com/search?q=idstitch+shop');
     await browser1.get('/pricing');
     const signup = flow('New User Signup', { D1: await deviceOf(browser1, 'new-browser'), U1: ada });
     await snapshot(signup, signup.ids);
@@ -326,7 +349,15 @@ export async function runDemo(options: { file: string }): Promise<DemoResult> {
     await example.close();
   }
 
-  return { file, origin: example.origin, flows, steps, report: await reportFromFile(file) };
+  const report = await reportFromFile(file);
+  const { messages } = await readNdjsonFile(file);
+  const first = messages.find((message) => message.kind === 'event');
+  const browserProperties: Record<string, unknown> = {};
+  for (const name of SHOWN_BROWSER_PROPERTIES) {
+    const value = first?.kind === 'event' ? first.payload.properties[name] : undefined;
+    if (value !== undefined) browserProperties[name] = value;
+  }
+  return { file, origin: example.origin, flows, steps, report, browserProperties };
 }
 
 /** A pipe table padded so its columns line up, like the report's. */
@@ -399,6 +430,14 @@ export function formatDemo(result: DemoResult): string {
       out.push(step.matches ? '✓ matches the guide row for row' : '✗ DIFFERS from the guide (see above)');
     }
   }
+  out.push(
+    '',
+    rule('Browser properties'),
+    "Server events carry mixpanel-browser's default properties, with its names and values (first event shown):",
+    ...Object.entries(result.browserProperties).map(
+      ([name, value]) => `  ${name.padEnd(26)} ${JSON.stringify(value)}`,
+    ),
+  );
   out.push(
     '',
     rule('The report'),

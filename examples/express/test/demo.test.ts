@@ -126,6 +126,22 @@ describe('the demo (pnpm demo)', () => {
     expect(new Set(devices).size).toBe(4);
   });
 
+  it("shows mixpanel-browser's default properties on the server's events", () => {
+    expect(result.browserProperties).toMatchObject({
+      $browser: 'Chrome',
+      $os: 'Mac OS X',
+      $referring_domain: 'www.google.com',
+      $search_engine: 'google',
+      $initial_referrer: 'https://www.google.com/search?q=idstitch+shop',
+      utm_campaign: 'spring_sale',
+      gclid: 'demo-click-1',
+    });
+    expect(String(result.browserProperties.$current_url)).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/\?utm_source=google&/,
+    );
+    expect(formatDemo(result)).toContain('$search_engine             "google"');
+  });
+
   it.each(tables)("table $n ($table.flow: $table.step) matches the guide's row for row", ({ n, table }) => {
     const step = result.steps[n - 1]!;
     const numbered = step.rows.filter((row) => row.guideEvent !== null);

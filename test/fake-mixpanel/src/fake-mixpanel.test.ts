@@ -244,3 +244,47 @@ describe('fake Mixpanel: faults', () => {
     expect((await post('/track', [event()])).status).toBe(200);
   });
 });
+
+describe("mixpanel-browser's requests", () => {
+  it('answers CORS with credentials, preflight included, as the browser endpoints do', async () => {
+    const preflight = await fetch(`${fake.url}/track/`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://shop.test',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://shop.test');
+    expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type');
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('accepts form `data=` as URL-encoded JSON or base64, with verbose=1, ip=1 and a cache-buster', async () => {
+    const sdkEvent = (name: string) => ({
+      event: name,
+      properties: {
+        distinct_id: '$device:d1',
+        $device_id: 'd1',
+        time: Date.now() / 1000,
+        $insert_id: 'k3j2h1g0f9e8d7c6',
+        token: TOKEN,
+      },
+    });
+    const json = `data=${encodeURIComponent(JSON.stringify([sdkEvent('Json')]))}`;
+    const base64 = `data=${encodeURIComponent(Buffer.from(JSON.stringify([sdkEvent('Base64')])).toString('base64'))}`;
+    for (const body of [json, base64]) {
+      const response = await fetch(`${fake.url}/track/?verbose=1&ip=1&_=1700000000000`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://shop.test' },
+        body,
+      });
+      expect(await response.json()).toEqual({ status: 1, error: null });
+      expect(response.headers.get('access-control-allow-origin')).toBe('http://shop.test');
+    }
+    expect(fake.events.map((stored) => stored.event)).toEqual(['Json', 'Base64']);
+    expect(fake.requests.map((request) => request.query.ip)).toEqual(['1', '1']);
+  });
+});

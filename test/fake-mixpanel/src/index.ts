@@ -347,6 +347,23 @@ class FakeMixpanelServer implements FakeMixpanel {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // Mixpanel's browser endpoints answer CORS with credentials (mixpanel-browser's XHR sets
+    // withCredentials), so a page on another origin can read the verbose reply.
+    const origin = req.headers.origin;
+    if (typeof origin === 'string') {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('access-control-allow-credentials', 'true');
+      res.setHeader('vary', 'Origin');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, {
+          'access-control-allow-methods': 'GET, POST, OPTIONS',
+          'access-control-allow-headers': String(req.headers['access-control-request-headers'] ?? ''),
+          'access-control-max-age': '600',
+        });
+        res.end();
+        return;
+      }
+    }
     const url = new URL(req.url ?? '/', 'http://fake.invalid');
     const segment = url.pathname.split('/').filter(Boolean).at(-1) ?? '';
     const endpoint = ENDPOINTS.has(segment) ? (segment as FakeEndpoint) : undefined;

@@ -28,6 +28,8 @@ export interface PageContext {
 export interface PageRequest {
   /** `Sec-Fetch-Mode`; browsers send `navigate` for a page load and `cors`, `same-origin`… for fetch/XHR. */
   fetchMode: string | undefined;
+  /** `Sec-Fetch-Dest`; browsers send `document` (or `iframe`) for a page load and `empty` for fetch/XHR. */
+  fetchDest: string | undefined;
   /** The `Referer` header. */
   referer: string | undefined;
   /** The `Accept` header. */
@@ -36,16 +38,21 @@ export interface PageRequest {
   requestUrl: string | undefined;
 }
 
+const PAGE_DESTINATIONS: ReadonlySet<string> = new Set(['document', 'iframe', 'frame']);
+
 /**
  * A page load's URL is the request's URL and its `document.referrer` is the Referer header. A fetch or XHR
- * from a page (`Sec-Fetch-Mode` other than `navigate`) carries the page's URL as Referer, and nothing of
- * the page's own referrer. Without `Sec-Fetch-Mode` (older browsers, non-browser clients) the request is
- * taken as a page load.
+ * from a page carries the page's URL as Referer, and nothing of the page's own referrer. Which is which:
+ * `Sec-Fetch-Dest` when sent (`document`/`iframe` = page load), else `Sec-Fetch-Mode` (`navigate`), and
+ * without either (older browsers, non-browser clients) the request is taken as a page load.
  */
 export function pageContext(request: PageRequest): PageContext {
-  const mode = request.fetchMode?.trim().toLowerCase();
-  if (mode === undefined || mode === '' || mode === 'navigate') {
-    const navigation = mode === 'navigate' || (request.accept?.includes('text/html') ?? false);
+  const mode = request.fetchMode?.trim().toLowerCase() || undefined;
+  const dest = request.fetchDest?.trim().toLowerCase() || undefined;
+  const page = dest !== undefined ? PAGE_DESTINATIONS.has(dest) : mode === undefined || mode === 'navigate';
+  if (page) {
+    const navigation =
+      dest !== undefined || mode === 'navigate' || (request.accept?.includes('text/html') ?? false);
     return { url: request.requestUrl, referrer: request.referer ?? '', navigation };
   }
   return { url: request.referer, referrer: undefined, navigation: false };

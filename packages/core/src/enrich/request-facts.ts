@@ -60,6 +60,7 @@ export class BrowserFacts<Req> {
     this.agent = userAgent && wantsAgent ? userAgents.lookup(userAgent) : undefined;
     this.page = pageContext({
       fetchMode: port.header('sec-fetch-mode'),
+      fetchDest: port.header('sec-fetch-dest'),
       referer: port.header('referer'),
       accept: port.header('accept'),
       requestUrl: requestUrl(port),
