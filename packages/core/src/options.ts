@@ -1,3 +1,5 @@
+import type { DeviceCookieOptions, ResolvedCookieOptions } from './cookie/cookie-options.js';
+import { COOKIE_NAME, DOMAIN, resolveCookie } from './cookie/cookie-options.js';
 import { DEFAULT_REDACTED_PARAMS, type QueryPolicy } from './enrich/url.js';
 import { IdstitchError, IdstitchOptionsError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
@@ -6,31 +8,10 @@ import { RESERVED_EVENT_NAMES } from './messages/limits.js';
 import { sanitizeProperties } from './messages/sanitize.js';
 import type { Properties, Sink } from './messages/types.js';
 
+export type { DeviceCookieOptions };
+
 /** Which of Mixpanel's ID Merge APIs the project uses (Project Settings → Identity Merge). */
 export type IdMergeMode = 'simplified' | 'original';
-
-/** The anonymous device-ID cookie. */
-export interface DeviceCookieOptions {
-  /** Cookie name. Default `idstitch_device`. */
-  name?: string;
-  /**
-   * Secret for HMAC-SHA256 signing. With a secret, tampered or unsigned values are treated as absent.
-   * Strongly recommended in production (idstitch warns without one). At least 16 characters.
-   */
-  secret?: string;
-  /** Several secrets for rotation: sign with the first, accept any. Use instead of `secret`. */
-  secrets?: readonly string[];
-  /** Cookie domain, e.g. `.example.com` to share across subdomains. Default: host-only. */
-  domain?: string;
-  /** `true`, `false`, or `'auto'` (Secure when the request arrived over HTTPS). Default `'auto'`. */
-  secure?: boolean | 'auto';
-  /** Lifetime in **seconds**. Default one year; at most 400 days (browsers cap there). */
-  maxAge?: number;
-  /** Default `true`: page scripts cannot read the device ID. */
-  httpOnly?: boolean;
-  /** Default `'lax'`. */
-  sameSite?: 'lax' | 'strict' | 'none';
-}
 
 /**
  * One identity with mixpanel-browser through its own persistence cookie (`persistence: 'cookie'`, the SDK's
@@ -176,11 +157,7 @@ export interface ResolvedOptions<Req> {
   idMerge: IdMergeMode;
   resetOnLogout: boolean;
   resolveUserId: (request: Req) => unknown;
-  cookie: Required<Omit<DeviceCookieOptions, 'secret' | 'secrets' | 'domain'>> & {
-    secrets: readonly string[];
-    domain: string | undefined;
-    path: '/';
-  };
+  cookie: ResolvedCookieOptions;
   identifyEventName: string;
   superProperties: Properties;
   requestProperties: ResolvedRequestProperties;
@@ -200,11 +177,7 @@ export interface ResolvedOptions<Req> {
   logger: IdstitchLogger;
 }
 
-const ONE_YEAR_SECONDS = 365 * 24 * 60 * 60;
-const MAX_COOKIE_AGE_SECONDS = 400 * 24 * 60 * 60;
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const DOMAIN = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
 function fail(option: string, problem: string, fix: string): never {
@@ -219,110 +192,6 @@ function optionalFunction(value: unknown, option: string): void {
 function optionalBoolean(value: unknown, option: string): void {
   if (value !== undefined && typeof value !== 'boolean')
     fail(option, `must be true or false, got ${typeof value}`, 'Pass a boolean or leave it out.');
-}
-
-function resolveSecrets(cookie: DeviceCookieOptions): readonly string[] {
-  if (cookie.secret !== undefined && cookie.secrets !== undefined) {
-    fail(
-      'cookie.secrets',
-      'cannot be combined with `cookie.secret`',
-      'Use `secrets: [newSecret, oldSecret]` alone.',
-    );
-  }
-  const secrets = cookie.secrets ?? (cookie.secret === undefined ? [] : [cookie.secret]);
-  if (!Array.isArray(secrets) || (cookie.secrets !== undefined && secrets.length === 0)) {
-    fail(
-      'cookie.secrets',
-      'must be a non-empty array of strings',
-      'Pass `secrets: [currentSecret, ...retiredSecrets]`.',
-    );
-  }
-  secrets.forEach((secret, i) => {
-    const option = cookie.secrets ? `cookie.secrets[${i}]` : 'cookie.secret';
-    if (typeof secret !== 'string' || secret.length < 16) {
-      fail(
-        option,
-        'must be a string of at least 16 characters',
-        'Generate one with `openssl rand -base64 32` and load it from the environment.',
-      );
-    }
-  });
-  return Object.freeze([...secrets]);
-}
-
-function resolveCookie(cookie: DeviceCookieOptions | undefined): ResolvedOptions<unknown>['cookie'] {
-  if (cookie !== undefined && (cookie === null || typeof cookie !== 'object')) {
-    fail(
-      'cookie',
-      'must be an object',
-      'Pass `cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }` or leave it out.',
-    );
-  }
-  const options = cookie ?? {};
-  const name = options.name ?? 'idstitch_device';
-  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) {
-    fail(
-      'cookie.name',
-      "must be a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)",
-      'Use a name such as `idstitch_device`.',
-    );
-  }
-  const maxAge = options.maxAge ?? ONE_YEAR_SECONDS;
-  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge <= 0) {
-    fail(
-      'cookie.maxAge',
-      `must be a positive whole number of seconds, got ${String(maxAge)}`,
-      'Pass for example `60 * 60 * 24 * 365`.',
-    );
-  }
-  if (maxAge > MAX_COOKIE_AGE_SECONDS) {
-    fail(
-      'cookie.maxAge',
-      `is ${maxAge} seconds, over the 400-day cap browsers enforce (${MAX_COOKIE_AGE_SECONDS})`,
-      'It is in seconds, not milliseconds: divide by 1000 or pass at most 400 days.',
-    );
-  }
-  if (options.domain !== undefined && (typeof options.domain !== 'string' || !DOMAIN.test(options.domain))) {
-    fail(
-      'cookie.domain',
-      'must be a domain name such as `.example.com`',
-      'Fix the value or leave it out for a host-only cookie.',
-    );
-  }
-  const secure = options.secure ?? 'auto';
-  if (secure !== true && secure !== false && secure !== 'auto') {
-    fail(
-      'cookie.secure',
-      `must be true, false or 'auto', got ${String(secure)}`,
-      "Use 'auto' to follow the request's protocol.",
-    );
-  }
-  optionalBoolean(options.httpOnly, 'cookie.httpOnly');
-  const sameSite = options.sameSite ?? 'lax';
-  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
-    fail(
-      'cookie.sameSite',
-      `must be 'lax', 'strict' or 'none', got ${String(sameSite)}`,
-      "Use 'lax' unless you embed the app cross-site.",
-    );
-  }
-  if (sameSite === 'none' && secure === false) {
-    fail(
-      'cookie.sameSite',
-      "is 'none', which browsers accept only on Secure cookies",
-      "Set `cookie.secure` to true or 'auto', or use sameSite 'lax'.",
-    );
-  }
-  return {
-    name,
-    secrets: resolveSecrets(options),
-    domain: options.domain,
-    secure,
-    maxAge,
-    httpOnly: options.httpOnly ?? true,
-    sameSite,
-    path: '/',
-  };
 }
 
 /** Logs each error code at most once per window, with a count of what was suppressed. */
