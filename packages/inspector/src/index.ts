@@ -1,8 +1,20 @@
 /**
  * `@idstitch/inspector`: developer tooling over what idstitch records. Resolves messages the way Mixpanel's
  * ID Merge does (clusters, retroactive re-attribution, refused links), finds identity mistakes (QA), and
- * builds the report that `idstitch report` prints.
+ * builds the report that `idstitch report` prints; serves the inspector page (`inspector()` middleware,
+ * `idstitch inspect`).
  */
+
+export type { AccessCheck, InspectorAccessOptions } from './inspect/access.js';
+export type { InspectorHandler, InspectorOptions } from './inspect/handler.js';
+export { inspector } from './inspect/handler.js';
+export type { InspectorServerOptions, RunningInspector } from './inspect/server.js';
+export { startInspector } from './inspect/server.js';
+export type { SnapshotOptions } from './inspect/snapshot.js';
+export { buildSnapshot } from './inspect/snapshot.js';
+export type * from './inspect/snapshot-types.js';
+export type { LocalFileSourceOptions, RecordSource } from './inspect/source.js';
+export { localFileSource, localSinkSource } from './inspect/source.js';
 export type { QaFinding, QaFindingKind } from './qa.js';
 export { findIdentityIssues } from './qa.js';
 export type {

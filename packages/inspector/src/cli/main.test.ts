@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InspectorSnapshot } from '../inspect/snapshot-types.js';
 import { main } from './main.js';
 
 const D1 = '9b2f3c1e-5d4a-4b6c-8e7f-0a1b2c3d4e5f';
@@ -177,5 +179,57 @@ describe('running the source file directly (pnpm idstitch report)', () => {
     );
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('no events file');
+  });
+});
+
+describe('idstitch inspect', () => {
+  it('serves the snapshot of the file until stopped, on loopback only', async () => {
+    const controller = new AbortController();
+    let stdout = '';
+    let announced: (url: string) => void = () => {};
+    const listening = new Promise<string>((done) => {
+      announced = done;
+    });
+    const exited = main(['inspect', 'shared.ndjson', '--port', '0', '--mode=simplified'], {
+      cwd: dir,
+      stop: controller.signal,
+      stdout: (text) => {
+        stdout += text;
+        const url = /http:\/\/\S+/.exec(stdout)?.[0];
+        if (url) announced(url);
+      },
+      stderr: () => {},
+    });
+    const url = await listening;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const snapshot = (await (await fetch(`${url}api/snapshot`)).json()) as InspectorSnapshot;
+    expect(snapshot.source).toBe(join(dir, 'shared.ndjson'));
+    expect(
+      snapshot.links.map((l: { outcome: string; reason: string | null }) => [l.outcome, l.reason]),
+    ).toEqual([
+      ['merged', null],
+      ['refused', 'device_already_linked'],
+    ]);
+    // A page on another host name that resolves to 127.0.0.1 (DNS rebinding) is turned away.
+    const rebound = await new Promise<number>((done, fail) => {
+      get(`${url}api/snapshot`, { headers: { host: 'attacker.example' } }, (response) => {
+        response.resume();
+        done(response.statusCode ?? 0);
+      }).on('error', fail);
+    });
+    expect(rebound).toBe(421);
+    controller.abort();
+    await expect(exited).resolves.toBe(0);
+  });
+
+  it.each([
+    [['inspect', '--port', 'x'], 2, '--port must be a port number'],
+    [['inspect', '--token'], 2, '--token needs a value'],
+    [['inspect', 'a.ndjson', 'b.ndjson'], 2, 'inspect takes one file'],
+    [['inspect', '--host', '0.0.0.0', '--port', '0'], 1, 'no token is set'],
+  ])('refuses %j', async (argv, code, message) => {
+    const result = await run(...argv);
+    expect(result.code).toBe(code);
+    expect(result.stderr).toContain(message);
   });
 });

@@ -90,7 +90,7 @@ function parseInspectArgs(args: readonly string[]): InspectArgs | string {
     mode: undefined,
     port: 4747,
     host: '127.0.0.1',
-    token: process.env.IDSTITCH_INSPECTOR_TOKEN || undefined,
+    token: undefined,
   };
   let fileGiven = false;
   for (let i = 0; i < args.length; i += 1) {

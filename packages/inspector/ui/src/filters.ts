@@ -81,11 +81,9 @@ function fromLocalInput(value: string): number | null {
 
 function options(select: HTMLSelectElement, all: string, values: readonly string[], selected: string): void {
   const list = selected !== '' && !values.includes(selected) ? [...values, selected] : values;
-  fill(
-    select,
-    h('option', { value: '' }, all),
-    ...list.map((value) => h('option', { value, selected: value === selected }, value)),
-  );
+  fill(select, h('option', { value: '' }, all), ...list.map((value) => h('option', { value }, value)));
+  // The property, not the `selected` attribute: the attribute is what "Clear filters" (a form reset) restores.
+  select.value = selected;
 }
 
 /** Keeps the filter form's choices in step with the snapshot, and reports the reader's changes. */
@@ -106,7 +104,8 @@ export function bindFilters(form: HTMLFormElement, onChange: (filters: Filters) 
   form.addEventListener('input', () => onChange(read()));
   form.addEventListener('change', () => onChange(read()));
   form.addEventListener('submit', (e) => e.preventDefault());
-  form.addEventListener('reset', () => queueMicrotask(() => onChange(read())));
+  // The reset event fires before the fields are reset, and microtasks run in between: read them a task later.
+  form.addEventListener('reset', () => setTimeout(() => onChange(read()), 0));
   return {
     /** Refreshes the choices (new users, devices and events arrive live) keeping the current selection. */
     update(snapshot: InspectorSnapshot, filters: Filters): void {
