@@ -83,7 +83,13 @@ export type DropReason =
   /** `close()` ran out of time before the message was delivered. */
   | 'shutdown_timeout'
   /** The message was produced after the sink was closed. */
-  | 'after_close';
+  | 'after_close'
+  /**
+   * A profile or group update that adds, appends or removes (not idempotent) was being sent when the
+   * process died; Mixpanel may have applied it, and `/engage` has no deduplication, so the spool does
+   * not send it again.
+   */
+  | 'in_doubt';
 
 /** Every drop reason, in a fixed order: counters keyed by it always have every key. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -94,6 +100,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'retries_exhausted',
   'shutdown_timeout',
   'after_close',
+  'in_doubt',
 ];
 
 /**
