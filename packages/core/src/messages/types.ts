@@ -84,6 +84,8 @@ export type DropReason =
   | 'shutdown_timeout'
   /** The message was produced after the sink was closed. */
   | 'after_close'
+  /** The event came from a crawler that mixpanel-browser refuses to track (`requestProperties.dropBots`). */
+  | 'bot'
   /**
    * A profile or group update that adds, appends or removes (not idempotent) was being sent when the
    * process died; Mixpanel may have applied it, and `/engage` has no deduplication, so the spool does
@@ -100,6 +102,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'retries_exhausted',
   'shutdown_timeout',
   'after_close',
+  'bot',
   'in_doubt',
 ];
 
