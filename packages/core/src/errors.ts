@@ -21,7 +21,14 @@ export type IdstitchErrorCode =
   | 'queue_overflow'
   | 'retries_exhausted'
   | 'shutdown_timeout'
-  | 'message_too_large';
+  | 'message_too_large'
+  | 'spool_unavailable'
+  | 'spool_locked'
+  | 'spool_failed'
+  | 'spool_full'
+  | 'spool_corrupt'
+  | 'spool_torn_tail'
+  | 'in_doubt';
 
 /**
  * A fault idstitch reports instead of throwing into the host app's request: bad input that was dropped or

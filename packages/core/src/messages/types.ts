@@ -85,7 +85,13 @@ export type DropReason =
   /** The message was produced after the sink was closed. */
   | 'after_close'
   /** The event came from a crawler that mixpanel-browser refuses to track (`requestProperties.dropBots`). */
-  | 'bot';
+  | 'bot'
+  /**
+   * A profile or group update that adds, appends or removes (not idempotent) was being sent when the
+   * process died; Mixpanel may have applied it, and `/engage` has no deduplication, so the spool does
+   * not send it again.
+   */
+  | 'in_doubt';
 
 /** Every drop reason, in a fixed order: counters keyed by it always have every key. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -97,6 +103,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'shutdown_timeout',
   'after_close',
   'bot',
+  'in_doubt',
 ];
 
 /**

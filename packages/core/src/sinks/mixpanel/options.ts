@@ -83,7 +83,10 @@ export interface MixpanelSinkOptions {
   maxBatchMessages?: number;
   /** Uncompressed bytes per request, at most 2 MiB. Default 2 MiB. */
   maxBatchBytes?: number;
-  /** Messages held (queued or in flight) before the overflow policy applies. Default 10 000. */
+  /**
+   * Messages held (queued or in flight) before the overflow policy applies. Default: no count limit
+   * (100 000 000); the budget is `maxQueueBytes`.
+   */
   maxQueueMessages?: number;
   /** Serialised bytes held (queued or in flight) before the overflow policy applies. Default 16 MiB. */
   maxQueueBytes?: number;
@@ -358,7 +361,9 @@ export function resolveMixpanelOptions(options: MixpanelSinkOptions): ResolvedMi
       1024,
       MIXPANEL_LIMITS.maxBatchBytes,
     ),
-    maxQueueMessages: integer(options.maxQueueMessages, 'maxQueueMessages', 10_000, 1, 100_000_000),
+    // The memory budget is in bytes: a count says nothing about memory (10 000 small events were 3.2 MB
+    // of a 16 MiB budget, and the rest of a burst was dropped). A count limit is there for who wants one.
+    maxQueueMessages: integer(options.maxQueueMessages, 'maxQueueMessages', 100_000_000, 1, 100_000_000),
     maxQueueBytes: integer(options.maxQueueBytes, 'maxQueueBytes', 16 * 1024 * 1024, 1024, 2 ** 40),
     overflow,
     concurrency: integer(options.concurrency, 'concurrency', 2, 1, 64),

@@ -1,0 +1,155 @@
+/**
+ * The spool's on-disk formats. Node-only (Buffer, `node:zlib`): loaded only when a spool is configured.
+ *
+ * A segment file (`<n>.seg`) is a sequence of records, each checksummed on its own so that a torn tail
+ * (a crash mid-write) or flipped bytes cost only the records they touch:
+ *
+ * | bytes | field                                                                          |
+ * | ----- | ------------------------------------------------------------------------------ |
+ * | 4     | magic `SPL1` (u32 LE 0x314c5053), to find the next record after damage          |
+ * | 4     | body length                                                                    |
+ * | 4     | CRC-32 of the body                                                             |
+ * | 4     | body: the record's index in its segment                                        |
+ * | 8     | body: the writer's sequence number (f64)                                       |
+ * | 1     | body: endpoint code                                                            |
+ * | n     | body: the message as sent to Mixpanel (JSON, UTF-8; `$insert_id` and `time` in) |
+ *
+ * Its ledger (`<n>.ack`) is a sequence of entries `magic | count | CRC-32 | count × u32 index`, where
+ * the magic says what happened to those records: `ACK1` settled (delivered or dropped, never to be sent
+ * again) or `SND1` about to be sent (written before a profile or group update goes out).
+ */
+import { crc32 } from 'node:zlib';
+import type { MixpanelEndpoint } from '../mixpanel/options.js';
+
+export const RECORD_MAGIC = 0x314c5053;
+export const ACK_MAGIC = 0x314b4341;
+export const SENDING_MAGIC = 0x31444e53;
+const MAGIC_BYTES = Buffer.from([0x53, 0x50, 0x4c, 0x31]);
+const HEADER = 12;
+const BODY_FIXED = 13;
+/** Larger than any message the sink accepts (1 MB) plus the fixed fields. */
+const MAX_BODY = 2 * 1024 * 1024;
+
+const ENDPOINTS: readonly MixpanelEndpoint[] = ['import', 'track', 'engage', 'groups'];
+
+/** One record read back from a segment. */
+export interface ParsedRecord {
+  index: number;
+  seq: number;
+  endpoint: MixpanelEndpoint;
+  json: string;
+  /** Offset of the record, and just past it. */
+  start: number;
+  end: number;
+}
+
+/** Damage found while parsing: bytes skipped that hold no valid record. */
+export interface Damage {
+  offset: number;
+  bytes: number;
+  /** The damaged bytes run to the end of what was read: a torn tail. */
+  tail: boolean;
+}
+
+export function encodeRecord(index: number, seq: number, endpoint: MixpanelEndpoint, json: string): Buffer {
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const body = BODY_FIXED + jsonBytes;
+  const buffer = Buffer.allocUnsafe(HEADER + body);
+  buffer.writeUInt32LE(RECORD_MAGIC, 0);
+  buffer.writeUInt32LE(body, 4);
+  buffer.writeUInt32LE(index, 12);
+  buffer.writeDoubleLE(seq, 16);
+  buffer.writeUInt8(ENDPOINTS.indexOf(endpoint), 24);
+  buffer.write(json, 25, 'utf8');
+  buffer.writeUInt32LE(crc32(buffer.subarray(HEADER)), 8);
+  return buffer;
+}
+
+/** The record starting at `offset`, `'short'` if the buffer ends inside it, or `'bad'`. */
+function recordAt(buffer: Buffer, offset: number): ParsedRecord | 'short' | 'bad' {
+  if (offset + HEADER > buffer.length) return 'short';
+  if (buffer.readUInt32LE(offset) !== RECORD_MAGIC) return 'bad';
+  const body = buffer.readUInt32LE(offset + 4);
+  if (body < BODY_FIXED || body > MAX_BODY) return 'bad';
+  const end = offset + HEADER + body;
+  if (end > buffer.length) return 'short';
+  const bodyBytes = buffer.subarray(offset + HEADER, end);
+  if (crc32(bodyBytes) !== buffer.readUInt32LE(offset + 8)) return 'bad';
+  const endpoint = ENDPOINTS[bodyBytes.readUInt8(12)];
+  if (endpoint === undefined) return 'bad';
+  return {
+    index: bodyBytes.readUInt32LE(0),
+    seq: bodyBytes.readDoubleLE(4),
+    endpoint,
+    json: bodyBytes.toString('utf8', BODY_FIXED),
+    start: offset,
+    end,
+  };
+}
+
+/**
+ * Parses the records of `buffer` from `offset`. A record whose checksum fails is skipped: parsing
+ * resumes at the next offset where a whole valid record starts, so one damaged record never hides
+ * the ones after it. When `complete` is false, a record cut by the end of the buffer is left for a
+ * later read (`next` points at it); when true, it is damage at the tail.
+ */
+export function parseRecords(
+  buffer: Buffer,
+  offset: number,
+  complete: boolean,
+): { records: ParsedRecord[]; damage: Damage[]; next: number } {
+  const records: ParsedRecord[] = [];
+  const damage: Damage[] = [];
+  let at = offset;
+  while (at < buffer.length) {
+    const record = recordAt(buffer, at);
+    if (typeof record === 'object') {
+      records.push(record);
+      at = record.end;
+      continue;
+    }
+    if (record === 'short' && !complete) break;
+    // Resynchronise: the next offset where a whole valid record starts.
+    let next = at + 1;
+    for (;;) {
+      next = buffer.indexOf(MAGIC_BYTES, next);
+      if (next < 0) {
+        next = buffer.length;
+        break;
+      }
+      const candidate = recordAt(buffer, next);
+      if (typeof candidate === 'object' || (candidate === 'short' && !complete)) break;
+      next += 1;
+    }
+    damage.push({ offset: at, bytes: next - at, tail: next >= buffer.length });
+    at = next;
+  }
+  return { records, damage, next: at };
+}
+
+export function encodeLedger(magic: number, indexes: readonly number[]): Buffer {
+  const buffer = Buffer.allocUnsafe(12 + 4 * indexes.length);
+  buffer.writeUInt32LE(magic, 0);
+  buffer.writeUInt32LE(indexes.length, 4);
+  for (let i = 0; i < indexes.length; i += 1) buffer.writeUInt32LE(indexes[i] as number, 12 + 4 * i);
+  buffer.writeUInt32LE(crc32(buffer.subarray(12)), 8);
+  return buffer;
+}
+
+/** Reads a ledger; a damaged or torn entry ends it (what follows cannot be trusted to be aligned). */
+export function parseLedger(buffer: Buffer): { acked: Set<number>; sending: Set<number>; damaged: boolean } {
+  const acked = new Set<number>();
+  const sending = new Set<number>();
+  let at = 0;
+  while (at + 12 <= buffer.length) {
+    const magic = buffer.readUInt32LE(at);
+    const count = buffer.readUInt32LE(at + 4);
+    const end = at + 12 + 4 * count;
+    if ((magic !== ACK_MAGIC && magic !== SENDING_MAGIC) || end > buffer.length) break;
+    if (crc32(buffer.subarray(at + 12, end)) !== buffer.readUInt32LE(at + 8)) break;
+    const target = magic === ACK_MAGIC ? acked : sending;
+    for (let i = at + 12; i < end; i += 4) target.add(buffer.readUInt32LE(i));
+    at = end;
+  }
+  return { acked, sending, damaged: at !== buffer.length };
+}
