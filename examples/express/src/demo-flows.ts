@@ -17,22 +17,22 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { LocalSink } from '@idstitch/core';
 import {
   buildReport,
   formatReportText,
   type IdentityReport,
-  LocalSink,
   reportFromFile,
   resolvedCell,
   type TimelineRow,
-} from '@idstitch/core';
+} from '@idstitch/inspector';
 import {
   type ComparableRow,
   expectedGuideRows,
   type GuideTable,
   SIMPLIFIED_GUIDE_TABLES,
   toComparableRow,
-} from '@idstitch/core/testing';
+} from '@idstitch/inspector/testing';
 import { createApp } from './app.js';
 import { Browser, type Visit } from './browser.js';
 

@@ -9,7 +9,7 @@ import {
   type GuideTable,
   SIMPLIFIED_GUIDE_TABLES,
   toComparableRow,
-} from '@idstitch/core/testing';
+} from '@idstitch/inspector/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_USERS, type DemoResult, formatDemo, runDemo, STEP_TABLE_HEADER } from '../src/demo-flows.js';
 
