@@ -134,10 +134,10 @@ writeFileSync(
   JSON.stringify({ name: 'idstitch-smoke', private: true, dependencies, overrides: tarballs }, null, 2),
 );
 run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], work);
-// What the adapters' READMEs tell npm users to run: the `idstitch` command, installed with the adapter.
+// What the adapters' READMEs tell npm users to run: the `idstitch` command of @idstitch/inspector.
 const help = run('npx', ['--no-install', 'idstitch', '--help'], work);
 if (!help.includes('report [file]')) throw new Error(`npx idstitch --help printed ${help}`);
-console.log('smoke: npx idstitch (from @idstitch/core, installed with the adapters) runs');
+console.log('smoke: npx @idstitch/inspector (the idstitch command) runs');
 const tsc = join(work, 'node_modules/typescript/bin/tsc');
 
 for (const [name, app] of Object.entries(apps)) {
