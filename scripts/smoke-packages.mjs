@@ -4,7 +4,7 @@
 // serves a real request, and type-checks against the published declarations. Before installing, the tarballs
 // pass the release check (scripts/check-packages.mjs: publint --strict, attw, the repository's own rules).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildAndPack, checkTarballs } from './check-packages.mjs';
 
@@ -134,6 +134,10 @@ writeFileSync(
   JSON.stringify({ name: 'idstitch-smoke', private: true, dependencies, overrides: tarballs }, null, 2),
 );
 run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], work);
+// What the adapters' READMEs tell npm users to run: the `idstitch` command of @idstitch/inspector.
+const help = run('npx', ['--no-install', 'idstitch', '--help'], work);
+if (!help.includes('report [file]')) throw new Error(`npx idstitch --help printed ${help}`);
+console.log('smoke: npx @idstitch/inspector (the idstitch command) runs');
 const tsc = join(work, 'node_modules/typescript/bin/tsc');
 
 for (const [name, app] of Object.entries(apps)) {
@@ -205,6 +209,58 @@ const printed = JSON.parse(run(bin, ['report', '--json'], join(work, 'cli')));
 if (printed.timelines[0]?.distinctId !== 'U1')
   throw new Error(`idstitch report printed ${JSON.stringify(printed)}`);
 console.log('smoke cli: the idstitch bin of @idstitch/inspector reports on a LocalSink file');
+
+// The oldest Nest major in @idstitch/nestjs's peer range: the same compiled app, on its own install of Nest 10
+// (with plain npm, which refuses peer ranges that exclude the installed Nest).
+const nest10 = join(work, 'nest10');
+mkdirSync(nest10, { recursive: true });
+writeFileSync(
+  join(nest10, 'package.json'),
+  JSON.stringify({
+    name: 'smoke-nest10',
+    private: true,
+    type: 'module',
+    dependencies: {
+      ...tarballs,
+      '@nestjs/common': '^10.4.0',
+      '@nestjs/core': '^10.4.0',
+      '@nestjs/platform-express': '^10.4.0',
+      'reflect-metadata': '^0.2.2',
+      rxjs: '^7.8.2',
+      '@types/node': '^20.19.0',
+    },
+    overrides: tarballs,
+  }),
+);
+run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], nest10);
+writeFileSync(join(nest10, 'main.ts'), apps.nest.typescript);
+writeFileSync(
+  join(nest10, 'tsconfig.json'),
+  JSON.stringify({
+    compilerOptions: {
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      target: 'es2022',
+      strict: true,
+      types: ['node'],
+      esModuleInterop: true,
+      skipLibCheck: true,
+      outDir: 'dist',
+      experimentalDecorators: true,
+      emitDecoratorMetadata: true,
+    },
+    files: ['main.ts'],
+  }),
+);
+run(process.execPath, [tsc, '-p', '.'], nest10);
+const nestVersion = JSON.parse(
+  readFileSync(join(nest10, 'node_modules/@nestjs/core/package.json'), 'utf8'),
+).version;
+const nest10Output = run(process.execPath, ['dist/main.js'], nest10).trim();
+if (nest10Output !== 'ok') throw new Error(`Nest ${nestVersion} app printed ${nest10Output}`);
 console.log(
-  `smoke: ${Object.keys(tarballs).join(', ')} packed and used from ESM, CommonJS and a compiled Nest app`,
+  `smoke nest10: @nestjs/core ${nestVersion} installs with npm, serves a tracked request, type-checks`,
+);
+console.log(
+  `smoke: ${Object.keys(tarballs).join(', ')} packed and used from ESM, CommonJS, a compiled Nest 12 app and Nest 10`,
 );

@@ -109,11 +109,13 @@ describe('process lifetime', () => {
   }
 
   it('an idle sink with queued events never holds the process open', { timeout: 30_000 }, async () => {
-    const { code, stats } = await runScript('idle');
+    const { code, stats, stderr } = await runScript('idle');
     expect(code).toBe(0);
-    // Ending without flush() or close() loses what was queued; that is what they are for.
+    // Ending without flush() or close() loses what was queued; that is what they are for. Not silently:
     expect(stats).toMatchObject({ tracked: 10, queued: 10, delivered: 0 });
     expect(fake.requests).toHaveLength(0);
+    expect(stderr).toContain('exiting with 10 messages still queued in MixpanelSink, never sent');
+    expect(stderr).toContain('await sink.close(timeoutMs)');
   });
 
   it('await flush() keeps the process alive through a retry backoff until delivery', {
@@ -124,6 +126,7 @@ describe('process lifetime', () => {
     expect(code, stderr).toBe(0);
     expect(stats, stderr).toMatchObject({ tracked: 10, delivered: 10, queued: 0, requests: 2 });
     expect(fake.events).toHaveLength(10);
+    expect(stderr).not.toContain('never sent');
   });
 });
 

@@ -18,6 +18,7 @@ const NAMES = new Set([
   'IDSTITCH_COOKIE_SECRET',
   'IDSTITCH_REDIS_PREFIX',
   'IDSTITCH_OUTBOX_OPTIONS',
+  'IDSTITCH_INSPECTOR_TOKEN',
   'REDIS_URL',
 ]);
 /** Names that look like settings but are not environment variables (Markdown mentions them in backticks). */

@@ -115,6 +115,7 @@ describe('idstitch report', () => {
     expect(stdout).toBe('');
     expect(stderr).toContain(`no events file at ${join(dir, 'nope.ndjson')}`);
     expect(stderr).toContain('LocalSink writes one when your app runs without a Mixpanel token');
+    expect(stderr).toContain('as .idstitch/events.ndjson in the folder the app runs in');
   });
 
   it('says when the path cannot be read as a file', async () => {

@@ -164,8 +164,9 @@ async function runReport(args: ReportArgs, io: CliIo): Promise<number> {
     io.stderr(
       code === 'ENOENT'
         ? `idstitch: no events file at ${path}.\n` +
-            'LocalSink writes one when your app runs without a Mixpanel token: start the app and make a few ' +
-            'requests, or pass a file: idstitch report path/to/events.ndjson\n'
+            'LocalSink writes one when your app runs without a Mixpanel token, as .idstitch/events.ndjson in ' +
+            'the folder the app runs in (the examples write under examples/<name>/ and print the exact command): ' +
+            'start the app and make a few requests, or pass that file: idstitch report path/to/events.ndjson\n'
         : `idstitch: cannot read ${path} (${code || String(error)}).\n`,
     );
     return 1;

@@ -9,6 +9,7 @@ import {
   type MixpanelSinkListener,
   type MixpanelSinkStats,
 } from './events.js';
+import { watchAtExit } from './exit-warning.js';
 import { createLanes, type Lanes } from './lane.js';
 import { type MixpanelSinkOptions, type ResolvedMixpanelOptions, resolveMixpanelOptions } from './options.js';
 import { closeWithin, SignalHandlers } from './shutdown.js';
@@ -45,6 +46,7 @@ export class MixpanelSink implements Sink {
   readonly #admission: Admission;
   readonly #delivery: Delivery;
   readonly #signals: SignalHandlers;
+  readonly #unwatchExit: () => void;
   #state: SinkState = 'open';
   #closePromise: Promise<void> | undefined;
 
@@ -60,6 +62,7 @@ export class MixpanelSink implements Sink {
       this.#delivery.pump(lane),
     );
     this.#signals = new SignalHandlers(resolved.signals, () => this.close());
+    this.#unwatchExit = watchAtExit({ queued: () => this.#accounts.queued });
   }
 
   /**
@@ -128,6 +131,7 @@ export class MixpanelSink implements Sink {
 
   #close(timeoutMs: number): Promise<void> {
     this.#signals.remove();
+    this.#unwatchExit();
     return closeWithin(
       {
         lanes: this.#lanes,
