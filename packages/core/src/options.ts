@@ -349,7 +349,7 @@ export function resolveOptions<Req>(
       'Pass `console`, a pino/winston logger, or leave it out.',
     );
   }
-  if (o.sink === undefined && process.env.NODE_ENV === 'production') {
+  if (o.sink === undefined && nodeEnv() === 'production') {
     logger.warn(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
@@ -439,7 +439,7 @@ export function resolveOptions<Req>(
     );
   }
   const cookie = resolveCookie(o.cookie);
-  if (cookie.secrets.length === 0 && process.env.NODE_ENV === 'production') {
+  if (cookie.secrets.length === 0 && nodeEnv() === 'production') {
     logger.warn('idstitch: no cookie secret configured; device cookies can be forged. Set `cookie.secret`.');
   }
   const report = safeReporter(o.onError ?? throttledReporter(logger), logger);
@@ -488,4 +488,9 @@ export function resolveOptions<Req>(
     report,
     logger,
   };
+}
+
+/** `NODE_ENV` where the runtime has a `process` (Node, Bun, Deno); undefined on runtimes without one (workerd). */
+function nodeEnv(): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.NODE_ENV;
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createIdstitch } from '../idstitch.js';
+import { createIdstitch } from '../create.js';
 import { validateMessage } from '../messages/validate.js';
 import type { IdMergeMode } from '../options.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
