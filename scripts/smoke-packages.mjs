@@ -1,29 +1,23 @@
 #!/usr/bin/env node
 // Packs the publishable packages as npm would publish them and installs the tarballs into three fresh apps
 // (ESM, CommonJS, and a NestJS app compiled by tsc with decorator metadata). Each app imports every package,
-// serves a real request, and type-checks against the published declarations.
+// serves a real request, and type-checks against the published declarations. Before installing, the tarballs
+// pass the release check (scripts/check-packages.mjs: publint --strict, attw, the repository's own rules).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { buildAndPack, checkTarballs } from './check-packages.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const work = join(root, '.smoke');
-const packages = readdirSync(join(root, 'packages')).filter((name) => !name.startsWith('.'));
 const run = (command, args, cwd) =>
   execFileSync(command, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
 rmSync(work, { recursive: true, force: true });
-mkdirSync(join(work, 'tarballs'), { recursive: true });
-run('pnpm', ['-r', '--filter', './packages/**', 'run', 'build'], root);
-const tarballs = {};
-for (const name of packages) {
-  const out = run(
-    'pnpm',
-    ['pack', '--pack-destination', join(work, 'tarballs')],
-    join(root, 'packages', name),
-  );
-  tarballs[`@idstitch/${name}`] = `file:${out.trim().split('\n').at(-1)}`;
-}
+const packed = buildAndPack(join(work, 'tarballs'));
+// The release check (publint, attw, LICENSE, links, no maps) on the very tarballs the apps install.
+checkTarballs(packed);
+const tarballs = Object.fromEntries(Object.entries(packed).map(([name, path]) => [name, `file:${path}`]));
 
 const SECRET = 'smoke-test-secret-0123456789';
 /** Serves one request through the app, then checks the device cookie and the tracked event. */

@@ -46,6 +46,7 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
         ip: request.ip,
         secure: request.secure,
         path: request.originalUrl ?? request.url,
+        host: request.host,
       });
       request.tracker = scope.tracker;
     } catch (error) {

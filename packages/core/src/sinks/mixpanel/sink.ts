@@ -30,8 +30,8 @@ import { closeWithin, SignalHandlers } from './shutdown.js';
  * ```ts
  * const sink = new MixpanelSink({
  *   token: process.env.MIXPANEL_TOKEN!,
- *   serviceAccount: { username: process.env.MP_SA_USER!, secret: process.env.MP_SA_SECRET! },
- *   projectId: process.env.MP_PROJECT_ID!,
+ *   serviceAccount: { username: process.env.MIXPANEL_SERVICE_ACCOUNT_USERNAME!, secret: process.env.MIXPANEL_SERVICE_ACCOUNT_SECRET! },
+ *   projectId: process.env.MIXPANEL_PROJECT_ID!,
  *   host: 'eu',
  *   handleSignals: true,
  *   onError: (error) => logger.warn({ code: error.code, ...error.details }, error.message),
