@@ -32,6 +32,13 @@ export const fastifyHarness: AdapterHarness = {
       request.tracker.track(request.params.event);
       return reply.code(204).send();
     });
+    app.post<{ Params: { event: string }; Body: Record<string, unknown> }>(
+      '/track-body/:event',
+      async (request, reply) => {
+        request.tracker.track(request.params.event, request.body);
+        return reply.code(204).send();
+      },
+    );
     app.post<{ Params: { user: string } }>('/login/:user', async (request, reply) => {
       request.session.userId = request.params.user;
       return reply.code(204).send();
