@@ -1,5 +1,6 @@
 import { expressHarness } from './express.js';
 import { fastifyHarness } from './fastify.js';
+import { honoHarness } from './hono.js';
 import { koaHarness } from './koa.js';
 import { nestExpressHarness } from './nest-express.js';
 import { nestFastifyHarness } from './nest-fastify.js';
@@ -10,6 +11,7 @@ export const harnesses: AdapterHarness[] = [
   expressHarness,
   koaHarness,
   fastifyHarness,
+  honoHarness,
   nestExpressHarness,
   nestFastifyHarness,
 ];

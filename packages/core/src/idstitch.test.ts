@@ -2,7 +2,7 @@ import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createIdstitch } from './idstitch.js';
+import { createIdstitch } from './create.js';
 import { LocalSink } from './local/local-sink.js';
 import { fakeRequestPort } from './testing/index.js';
 

@@ -7,7 +7,6 @@ import {
   normalizeUserId,
   RequestIdentity,
 } from './identity/request-identity.js';
-import { LocalSink } from './local/local-sink.js';
 import {
   type AdapterDefaults,
   type EngineDefaults,
@@ -16,17 +15,18 @@ import {
   resolveOptions,
 } from './options.js';
 import type { RequestPort } from './request-port.js';
+import { ConsoleSink } from './sinks/console-sink.js';
 import { FixedIdentity } from './tracker/identity-scope.js';
 import { MessagePipeline } from './tracker/pipeline.js';
 import { RequestTracker } from './tracker/request-tracker.js';
 import type { Tracker } from './tracker/types.js';
 
 /**
- * The embedded defaults, picked here at the composition root: with no `sink`, messages are recorded to a
- * LocalSink (`.idstitch/events.ndjson`) in the configured ID Merge mode, ready for `idstitch report`/`inspect`.
+ * Defaults on a runtime without a filesystem (the web entry point): with no `sink`, messages are printed. The
+ * Node entry point passes its own, which records to a LocalSink.
  */
-const ENGINE_DEFAULTS: EngineDefaults = {
-  sink: (idMerge) => new LocalSink({ mode: idMerge }),
+const PORTABLE_DEFAULTS: EngineDefaults = {
+  sink: () => new ConsoleSink(),
 };
 
 /** One request as the core sees it: its tracker, and the cookies to write before the headers go out. */
@@ -48,8 +48,12 @@ export class Idstitch<Req = unknown> {
   private readonly identity: IdentityContext<Req>;
   private readonly pipeline: MessagePipeline;
 
-  constructor(options: IdstitchOptions<Req> | undefined, defaults: AdapterDefaults<Req>) {
-    this.options = resolveOptions(options, defaults, ENGINE_DEFAULTS);
+  constructor(
+    options: IdstitchOptions<Req> | undefined,
+    defaults: AdapterDefaults<Req>,
+    engine: EngineDefaults = PORTABLE_DEFAULTS,
+  ) {
+    this.options = resolveOptions(options, defaults, engine);
     this.identity = createIdentityContext(this.options);
     this.pipeline = new MessagePipeline(this.options.sink, this.options.report);
   }
@@ -115,8 +119,8 @@ export class Idstitch<Req = unknown> {
   }
 }
 
-/** Creates the engine; adapters call this with their framework's defaults. */
-export function createIdstitch<Req>(
+/** Creates the engine without any Node built-in: what `@idstitch/core/web` exports as `createIdstitch`. */
+export function createPortableIdstitch<Req>(
   options: IdstitchOptions<Req> | undefined,
   defaults: AdapterDefaults<Req>,
 ): Idstitch<Req> {

@@ -1,6 +1,7 @@
 export type { CookieAttributes, CookieWrite } from './cookie/cookie-header.js';
 export type { DecodedDeviceCookie, DeviceCookieRejection } from './cookie/device-cookie.js';
 export { DeviceCookieCodec } from './cookie/device-cookie.js';
+export { createIdstitch } from './create.js';
 export type { IdstitchErrorCode } from './errors.js';
 export { IdstitchError, IdstitchOptionsError } from './errors.js';
 export type {
@@ -21,7 +22,7 @@ export type {
 export { reconcileIdentity } from './identity/reconcile.js';
 export type { CurrentIdentity } from './identity/request-identity.js';
 export type { RequestScope } from './idstitch.js';
-export { createIdstitch, Idstitch } from './idstitch.js';
+export { Idstitch } from './idstitch.js';
 export type { LocalSinkOptions, LocalSinkStats } from './local/local-sink.js';
 export { DEFAULT_LOCAL_PATH, LocalSink } from './local/local-sink.js';
 export type { NdjsonReadResult, UnreadableLine } from './local/ndjson.js';

@@ -304,7 +304,7 @@ export function resolveOptions<Req>(
   }
   // First, so that a production start-up without a secret fails before anything else is made.
   const cookie = resolveCookie(o.cookie, (message) => logger.warn(message));
-  if (o.sink === undefined && globalThis.process?.env?.NODE_ENV === 'production') {
+  if (o.sink === undefined && nodeEnv() === 'production') {
     logger.warn(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
@@ -477,4 +477,9 @@ export function resolveOptions<Req>(
     report,
     logger,
   };
+}
+
+/** `NODE_ENV` where the runtime has a `process` (Node, Bun, Deno); undefined on runtimes without one (workerd). */
+function nodeEnv(): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.NODE_ENV;
 }

@@ -1,15 +1,77 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+
+/**
+ * The HMAC-SHA256 seam of the request path. Identity is reconciled synchronously (inside `track()`), so the
+ * signer is synchronous on every runtime: Node's `node:crypto` where the runtime has it (Node, Bun, Deno),
+ * reached through `process.getBuiltinModule` so that no bundle for a web runtime sees a `node:` import;
+ * elsewhere (Cloudflare workerd, browsers) an audited pure-JS HMAC (@noble/hashes). Web Crypto's
+ * `crypto.subtle` is asynchronous only, which would make `track()` asynchronous, so it is not used here.
+ */
+export interface Signer {
+  /** HMAC-SHA256 of `value` under `key`, base64url without padding. */
+  hmac(key: string, value: string): string;
+  /** Constant-time comparison (false when the lengths differ). */
+  equal(a: string, b: string): boolean;
+}
+
+interface NodeCrypto {
+  createHmac(
+    algorithm: string,
+    key: string,
+  ): { update(value: string): { digest(encoding: 'base64url'): string } };
+  timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
+}
+
+interface NodeBuffer {
+  from(value: string): Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+function base64url(bytes: Uint8Array): string {
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The pure-JS signer: no Node built-in, same output as Node's. */
+export const portableSigner: Signer = {
+  hmac: (key, value) => base64url(nobleHmac(sha256, encoder.encode(key), encoder.encode(value))),
+  equal(a, b) {
+    if (a.length !== b.length) return false;
+    let difference = 0;
+    for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+    return difference === 0;
+  },
+};
+
+function nodeSigner(): Signer | undefined {
+  const host = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process;
+  const crypto = host?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+  const buffer = (globalThis as { Buffer?: NodeBuffer }).Buffer;
+  if (typeof crypto?.createHmac !== 'function' || buffer === undefined) return undefined;
+  return {
+    hmac: (key, value) => crypto.createHmac('sha256', key).update(value).digest('base64url'),
+    equal(a, b) {
+      const left = buffer.from(a);
+      const right = buffer.from(b);
+      return left.length === right.length && crypto.timingSafeEqual(left, right);
+    },
+  };
+}
+
+/** The signer of this runtime, chosen once. */
+export const signer: Signer = nodeSigner() ?? portableSigner;
 
 /** HMAC-SHA256 of `value`, base64url without padding. */
 export function hmac(secret: string, value: string): string {
-  return createHmac('sha256', secret).update(value).digest('base64url');
+  return signer.hmac(secret, value);
 }
 
 /** Constant-time comparison of two base64url strings (false when their lengths differ). */
 export function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
+  return signer.equal(a, b);
 }
 
 /**

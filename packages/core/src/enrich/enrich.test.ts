@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIdstitch } from '../idstitch.js';
+import { createIdstitch } from '../create.js';
 import type { IdstitchOptions } from '../options.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
 import { DEFAULT_REDACTED_PARAMS, queryParam, redactUrl } from './url.js';

@@ -1,18 +1,19 @@
-import { validate as isUuid, version as uuidVersion, v4 as uuidv4 } from 'uuid';
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
 /** A fresh anonymous device ID: a UUIDv4, the format Mixpanel's Original ID Merge requires of `$anon_id`. */
 export function newDeviceId(): string {
-  return uuidv4();
+  // Web Crypto's randomUUID: Node 20, Bun, Deno and workerd all have it, no Node built-in needed.
+  return globalThis.crypto.randomUUID();
 }
 
 /** A fresh `$insert_id`: 36 characters of hex digits and `-`, inside Mixpanel's rules. */
 export function newInsertId(): string {
-  return uuidv4();
+  return globalThis.crypto.randomUUID();
 }
 
 /** True for a UUID of version 4 (what `$identify` will merge). */
 export function isUuidV4(id: string): boolean {
-  return isUuid(id) && uuidVersion(id) === 4;
+  return UUID_V4.test(id);
 }
 
 /**

@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CookieWrite } from '../cookie/cookie-header.js';
+import { createIdstitch } from '../create.js';
 import type { IdstitchError } from '../errors.js';
-import { createIdstitch } from '../idstitch.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
 import { handleNodeRequest, nodeRequestPort, writeCookiesBeforeHeaders } from './index.js';
 

@@ -3,9 +3,9 @@
  * fill a field that decides who a message is about.
  */
 import { describe, expect, it } from 'vitest';
+import { createIdstitch } from '../create.js';
 import type { IdstitchError } from '../errors.js';
 import { IdstitchOptionsError } from '../errors.js';
-import { createIdstitch } from '../idstitch.js';
 import { IDENTITY_FIELDS } from '../messages/sanitize.js';
 import type { IdstitchOptions } from '../options.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';

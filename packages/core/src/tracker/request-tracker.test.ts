@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { mixpanelBrowserCookieName } from '../cookie/mixpanel-browser-cookie.js';
+import { createIdstitch } from '../create.js';
 import type { IdstitchError } from '../errors.js';
 import { MemoryIdentityStore } from '../identity/identity-store.js';
-import { createIdstitch } from '../idstitch.js';
 import type { IdstitchOptions } from '../options.js';
 import { type FakeRequestInit, fakeRequestPort, MemorySink } from '../testing/index.js';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createIdstitch } from '../idstitch.js';
+import { createIdstitch } from '../create.js';
 import { IDENTITY_FIELDS } from '../messages/sanitize.js';
 import type { OutgoingMessage } from '../messages/types.js';
 import { validateMessage } from '../messages/validate.js';

@@ -120,7 +120,7 @@ export class Admission {
       return;
     }
     const json = this.#serialize(message);
-    const bytes = Buffer.byteLength(json, 'utf8');
+    const bytes = utf8Length(json);
     const limit = Math.min(MIXPANEL_LIMITS.maxMessageBytes, this.#options.maxBatchBytes - 2);
     if (bytes > limit) {
       accounts.dropNew('invalid', lane.endpoint, settled);
@@ -200,4 +200,12 @@ export function describeKind(message: unknown): string {
     return typeof name === 'string' ? `event "${name.slice(0, 80)}"` : 'event';
   }
   return 'message';
+}
+
+const encoder = new TextEncoder();
+const nodeBuffer = (globalThis as { Buffer?: { byteLength(text: string, encoding: 'utf8'): number } }).Buffer;
+
+/** UTF-8 length of `text`: Node's Buffer where there is one (no copy), else an encoded copy (workerd). */
+function utf8Length(text: string): number {
+  return nodeBuffer ? nodeBuffer.byteLength(text, 'utf8') : encoder.encode(text).byteLength;
 }

@@ -66,7 +66,7 @@ export class Delivery {
         this.pump(lane);
       }, this.#options.flushIntervalMs);
       // An idle sink must never be what keeps the process alive.
-      lane.timer.unref();
+      (lane.timer as { unref?(): void }).unref?.();
     }
   }
 

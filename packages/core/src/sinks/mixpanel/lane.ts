@@ -122,6 +122,6 @@ export function newBatch(lane: Lane, messages: readonly QueuedMessage[]): Batch 
 /** The request body: the messages' JSON as one array, gzip'd where the endpoint accepts it. */
 export async function encodeBatch(batch: Batch): Promise<Uint8Array> {
   const json = `[${batch.messages.map((message) => message.json).join(',')}]`;
-  const raw = Buffer.from(json, 'utf8');
+  const raw = new TextEncoder().encode(json);
   return batch.lane.gzip ? gzip(raw) : raw;
 }

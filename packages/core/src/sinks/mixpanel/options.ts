@@ -169,7 +169,7 @@ export const systemClock: MixpanelClock = {
         resolve();
       };
       const timer = setTimeout(done, ms);
-      timer.unref();
+      (timer as { unref?(): void }).unref?.();
       signal.addEventListener('abort', done, { once: true });
     }),
 };
@@ -221,7 +221,8 @@ function resolveHost(host: unknown): URL {
 
 function basic(user: string, password: string): string {
   // The colon is required even when the password is empty; leaving it out is a classic 401.
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  return `Basic ${btoa(Array.from(bytes, (byte) => String.fromCharCode(byte)).join(''))}`;
 }
 
 /** Checks options once, filling in defaults. Throws {@link IdstitchOptionsError} naming the fix. */

@@ -1,7 +1,11 @@
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+type GzipCallback = (body: Uint8Array, done: (error: Error | null, result: Uint8Array) => void) => void;
 
-const gzipAsync = promisify(gzipCallback);
+/** Node's zlib where the runtime has it (reached without a `node:` import, so web bundles stay clean). */
+const zlibGzip = (
+  (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process?.getBuiltinModule?.(
+    'node:zlib',
+  ) as { gzip?: GzipCallback } | undefined
+)?.gzip;
 
 /** Response bodies beyond this are cut: Mixpanel's are tiny, and a proxy's HTML page must not fill memory. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -44,9 +48,20 @@ export interface HttpRequest {
 /** Sends requests. The default uses Node's built-in fetch; tests go through it against a real socket. */
 export type HttpSend = (request: HttpRequest) => Promise<HttpResponse>;
 
-/** Gzips a request body (on the libuv thread pool, not the event loop). */
-export function gzip(body: Uint8Array): Promise<Buffer> {
-  return gzipAsync(body);
+/**
+ * Gzips a request body: with Node's zlib (on the libuv thread pool, not the event loop) where the runtime has
+ * it, otherwise with the Web-standard `CompressionStream` (workerd, browsers).
+ */
+export function gzip(body: Uint8Array): Promise<Uint8Array> {
+  if (zlibGzip) {
+    return new Promise((resolve, reject) =>
+      zlibGzip(body, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  }
+  const stream = new Blob([body as Uint8Array<ArrayBuffer>])
+    .stream()
+    .pipeThrough(new CompressionStream('gzip'));
+  return new Response(stream).arrayBuffer().then((buffer) => new Uint8Array(buffer));
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -74,7 +89,9 @@ async function readCapped(response: Response): Promise<string> {
       break;
     }
   }
-  return Buffer.concat(chunks).toString('utf8').slice(0, MAX_RESPONSE_BYTES);
+  const decoder = new TextDecoder();
+  const text = chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join('') + decoder.decode();
+  return text.slice(0, MAX_RESPONSE_BYTES);
 }
 
 /**
@@ -90,7 +107,7 @@ export const fetchSend: HttpSend = async (request) => {
     controller.abort();
   }, request.timeoutMs);
   // The socket of a request in flight keeps the process alive; the timer need not.
-  timer.unref();
+  (timer as { unref?(): void }).unref?.();
   const onAbort = () => controller.abort();
   if (request.signal.aborted) controller.abort();
   else request.signal.addEventListener('abort', onAbort, { once: true });

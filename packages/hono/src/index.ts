@@ -1,0 +1,106 @@
+import {
+  createIdstitch,
+  type Idstitch,
+  IdstitchError,
+  type IdstitchOptions,
+  type Tracker,
+  webRequestPort,
+} from '@idstitch/core/web';
+import type { Context, MiddlewareHandler } from 'hono';
+import { setCookie } from 'hono/cookie';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The request's idstitch tracker, set by the `idstitch()` middleware. */
+    tracker: Tracker;
+  }
+}
+
+/** What the middleware puts in the context, for apps that type their variables: `new Hono<{ Variables: IdstitchVariables }>()`. */
+export interface IdstitchVariables {
+  tracker: Tracker;
+}
+
+/** Options of the Hono middleware; `resolveUserId` receives Hono's context `c`. */
+export type IdstitchHonoOptions = IdstitchOptions<Context>;
+
+/** The middleware, with the engine behind it for flushing and background trackers. */
+export type IdstitchMiddleware = MiddlewareHandler & { readonly idstitch: Idstitch<Context> };
+
+/** `c.get('user').id` (an auth middleware's user), then the JWT subject `c.get('jwtPayload').sub` (hono/jwt). */
+export function defaultResolveUserId(c: Context): unknown {
+  const variables = c as unknown as { get(key: string): unknown };
+  const user = variables.get('user') as { id?: unknown } | null | undefined;
+  if (user !== undefined && user !== null) return user.id;
+  return (variables.get('jwtPayload') as { sub?: unknown } | undefined)?.sub;
+}
+
+/** `c.executionCtx.waitUntil` on Workers and Vercel; Hono's getter throws where there is none (Node, Bun, Deno). */
+function waitUntil(c: Context): ((promise: Promise<unknown>) => void) | undefined {
+  try {
+    const context = c.executionCtx;
+    return typeof context?.waitUntil === 'function' ? context.waitUntil.bind(context) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Hono middleware: `app.use(idstitch(options))`. Gives each request `c.get('tracker')`, settles the device
+ * cookie after the handler (error responses included) through `hono/cookie`, and on runtimes that end a
+ * request's life at the response (Workers, Vercel) hands the flush to `c.executionCtx.waitUntil`. Uses only
+ * `@idstitch/core/web`, so it runs on Node, Bun, Deno and workerd. Options are validated here, at start-up.
+ */
+export function idstitch(options?: IdstitchHonoOptions): IdstitchMiddleware {
+  const engine = createIdstitch(options, { resolveUserId: defaultResolveUserId });
+  const { logger, report } = engine.options;
+  const middleware: MiddlewareHandler = async function idstitchMiddleware(c, next) {
+    let scope: ReturnType<typeof engine.handle> | undefined;
+    try {
+      scope = engine.handle(webRequestPort(c.req.raw, c, { ip: undefined }));
+      c.set('tracker', scope.tracker);
+    } catch (error) {
+      logger.error(
+        `idstitch: request not tracked: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    await next();
+    if (!scope) return;
+    try {
+      for (const { name, value, attributes } of scope.settle()) {
+        setCookie(c, name, value, {
+          path: attributes.path,
+          domain: attributes.domain,
+          maxAge: attributes.maxAge,
+          httpOnly: attributes.httpOnly,
+          secure: attributes.secure,
+          sameSite: attributes.sameSite,
+        });
+      }
+    } catch (error) {
+      report(
+        new IdstitchError('cookie_write_failed', 'could not write the identity cookie', { cause: error }),
+      );
+    }
+    const keepAlive = waitUntil(c);
+    if (keepAlive) keepAlive(engine.flush().catch(() => {}));
+  };
+  return Object.assign(middleware, { idstitch: engine });
+}
+
+/** The request's tracker; throws when the idstitch middleware did not run for this request. */
+export function getTracker(c: Context): Tracker {
+  const tracker = tryGetTracker(c);
+  if (!tracker)
+    throw new Error(
+      'idstitch: no tracker on this request. Mount `app.use(idstitch(options))` before your routes.',
+    );
+  return tracker;
+}
+
+/** The request's tracker, or undefined when the idstitch middleware did not run for this request. */
+export function tryGetTracker(c: Context): Tracker | undefined {
+  return (c as unknown as { get(key: string): Tracker | undefined }).get('tracker');
+}
+
+export type { Tracker } from '@idstitch/core/web';
