@@ -1,29 +1,23 @@
 #!/usr/bin/env node
 // Packs the publishable packages as npm would publish them and installs the tarballs into three fresh apps
 // (ESM, CommonJS, and a NestJS app compiled by tsc with decorator metadata). Each app imports every package,
-// serves a real request, and type-checks against the published declarations.
+// serves a real request, and type-checks against the published declarations. Before installing, the tarballs
+// pass the release check (scripts/check-packages.mjs: publint --strict, attw, the repository's own rules).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { buildAndPack, checkTarballs } from './check-packages.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const work = join(root, '.smoke');
-const packages = readdirSync(join(root, 'packages')).filter((name) => !name.startsWith('.'));
 const run = (command, args, cwd) =>
   execFileSync(command, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
 rmSync(work, { recursive: true, force: true });
-mkdirSync(join(work, 'tarballs'), { recursive: true });
-run('pnpm', ['-r', '--filter', './packages/**', 'run', 'build'], root);
-const tarballs = {};
-for (const name of packages) {
-  const out = run(
-    'pnpm',
-    ['pack', '--pack-destination', join(work, 'tarballs')],
-    join(root, 'packages', name),
-  );
-  tarballs[`@idstitch/${name}`] = `file:${out.trim().split('\n').at(-1)}`;
-}
+const packed = buildAndPack(join(work, 'tarballs'));
+// The release check (publint, attw, LICENSE, links, no maps) on the very tarballs the apps install.
+checkTarballs(packed);
+const tarballs = Object.fromEntries(Object.entries(packed).map(([name, path]) => [name, `file:${path}`]));
 
 const SECRET = 'smoke-test-secret-0123456789';
 /** Serves one request through the app, then checks the device cookie and the tracked event. */
@@ -42,6 +36,10 @@ app.get('/', (req, res) => { req.tracker.track('Smoke'); res.end(); });
 await new Promise((ready) => { globalThis.listening = app.listen(0, ready); });
 ${expectOneTrackedRequest('globalThis.listening', 'Smoke')}
 if (typeof koaIdstitch !== 'function' || typeof IdstitchModule.forRoot !== 'function') throw new Error('adapters missing');
+// The developer tooling moved out of the core: it resolves what the core recorded.
+const report = buildReport(sink.events.map((payload) => ({ kind: 'event', payload })), { mode: 'simplified' });
+if (report.totals.events !== 1) throw new Error('inspector did not resolve the event');
+if ('buildReport' in core) throw new Error('the resolver is still in @idstitch/core');
 console.log('ok');`;
 
 const apps = {
@@ -51,8 +49,10 @@ const apps = {
     source: `import { idstitch } from '@idstitch/express';
 import { idstitch as koaIdstitch } from '@idstitch/koa';
 import { IdstitchModule } from '@idstitch/nestjs';
-import { MemorySink } from '@idstitch/core';
+import * as core from '@idstitch/core';
+import { buildReport } from '@idstitch/inspector';
 import express from 'express';
+const { MemorySink } = core;
 ${expressApp}`,
   },
   cjs: {
@@ -61,8 +61,10 @@ ${expressApp}`,
     source: `const { idstitch } = require('@idstitch/express');
 const { idstitch: koaIdstitch } = require('@idstitch/koa');
 const { IdstitchModule } = require('@idstitch/nestjs');
-const { MemorySink } = require('@idstitch/core');
+const core = require('@idstitch/core');
+const { buildReport } = require('@idstitch/inspector');
 const express = require('express');
+const { MemorySink } = core;
 (async () => {${expressApp}
 })().catch((error) => { console.error(error); process.exit(1); });`,
   },
@@ -100,12 +102,16 @@ console.log('ok');
 const typed = `import { idstitch, getTracker } from '@idstitch/express';
 import { idstitch as koaIdstitch } from '@idstitch/koa';
 import { MemorySink, MixpanelSink, type Tracker } from '@idstitch/core';
+import { type IdentityReport, reportFromFile } from '@idstitch/inspector';
+import { SIMPLIFIED_GUIDE_TABLES } from '@idstitch/inspector/testing';
 import express from 'express';
 import Koa from 'koa';
 const app = express();
 app.use(idstitch({ sink: new MemorySink(), idMerge: 'original' }));
 app.get('/', (req, res) => { const t: Tracker = req.tracker; t.people.increment('visits'); getTracker(req).track('x'); res.end(); });
 new Koa().use(koaIdstitch({ sink: new MixpanelSink({ token: 'token', host: 'eu' }) }));
+const tables: number = SIMPLIFIED_GUIDE_TABLES.length;
+const later: Promise<IdentityReport> = reportFromFile('.idstitch/events.ndjson', { mode: 'original' });
 `;
 
 const dependencies = {
@@ -174,6 +180,31 @@ for (const [name, app] of Object.entries(apps)) {
   if (output !== 'ok') throw new Error(`${name} app printed ${output}`);
   console.log(`smoke ${name}: imports, serves a tracked request, type-checks`);
 }
+// The installed `idstitch` command (from @idstitch/inspector) reports on a file LocalSink would write.
+const bin = join(work, 'node_modules/.bin/idstitch');
+const device = '9b2f3c1e-5d4a-4b6c-8e7f-0a1b2c3d4e5f';
+const event = (name, userId) => ({
+  kind: 'event',
+  payload: {
+    event: name,
+    properties: {
+      distinct_id: userId ?? `$device:${device}`,
+      $device_id: device,
+      ...(userId ? { $user_id: userId } : {}),
+      time: 1,
+      $insert_id: name,
+    },
+  },
+});
+mkdirSync(join(work, 'cli/.idstitch'), { recursive: true });
+writeFileSync(
+  join(work, 'cli/.idstitch/events.ndjson'),
+  `${JSON.stringify(event('Viewed'))}\n${JSON.stringify(event('Identified', 'U1'))}\n`,
+);
+const printed = JSON.parse(run(bin, ['report', '--json'], join(work, 'cli')));
+if (printed.timelines[0]?.distinctId !== 'U1')
+  throw new Error(`idstitch report printed ${JSON.stringify(printed)}`);
+console.log('smoke cli: the idstitch bin of @idstitch/inspector reports on a LocalSink file');
 console.log(
   `smoke: ${Object.keys(tarballs).join(', ')} packed and used from ESM, CommonJS and a compiled Nest app`,
 );

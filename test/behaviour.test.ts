@@ -2,7 +2,7 @@
  * Behaviour every adapter must share, over real HTTP: the cookie it sets, what it does with hostile cookies,
  * consent, and that tracking never breaks the request.
  */
-import type { IdstitchError, OutgoingMessage, Sink } from '@idstitch/core';
+import { IDENTITY_FIELDS, type IdstitchError, type OutgoingMessage, type Sink } from '@idstitch/core';
 import fc from 'fast-check';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -134,6 +134,44 @@ describe.each(harnesses)('shared behaviour through $name', (harness) => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('never lets a JSON request body choose an identity field, signed in or not', async () => {
+    const { server, sink } = await start({ onError: () => {} });
+    const identityKey = fc.constantFrom(...IDENTITY_FIELDS);
+    const forged = fc.constantFrom(
+      'victim@example.com',
+      '$device:forged',
+      'forged-0000-4000-8000-000000000000',
+    );
+    const body = fc.tuple(
+      fc.dictionary(identityKey, forged, { minKeys: 1 }),
+      fc.dictionary(fc.string({ maxLength: 20 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
+    );
+    const agent = request.agent(server);
+    await fc.assert(
+      fc.asyncProperty(body, fc.boolean(), async ([identity, rest], signedIn) => {
+        sink.clear();
+        if (signedIn) await agent.post('/login/u1').expect(204);
+        await agent
+          .post('/track-body/Searched')
+          .send({ ...rest, ...identity })
+          .expect(204);
+        if (signedIn) await agent.post('/logout').expect(204);
+        for (const event of sink.events) {
+          for (const key of IDENTITY_FIELDS) {
+            const value = event.properties[key];
+            expect(typeof value === 'string' && /victim|forged/.test(value)).toBe(false);
+          }
+          expect(event.properties.$device_id).toMatch(
+            /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+          );
+          expect(event.properties.$user_id).toBe(signedIn ? 'u1' : undefined);
+        }
+        expect(sink.eventsNamed('Searched')).toHaveLength(1);
+      }),
+      { numRuns: 40 },
     );
   });
 

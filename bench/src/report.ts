@@ -158,8 +158,9 @@ export function missNotes(
   const failed = new Set(
     results.targets.filter((target) => target.pass === false).map((target) => target.id),
   );
-  const goals: Record<Framework, number> = { express: 0.93, koa: 0.93, nest: 0.95 };
-  for (const framework of Object.keys(goals) as Framework[]) {
+  // Fastify's row is measured and shown without a target of its own yet.
+  const goals: Record<Exclude<Framework, 'fastify'>, number> = { express: 0.93, koa: 0.93, nest: 0.95 };
+  for (const framework of Object.keys(goals) as Array<keyof typeof goals>) {
     const bare = overheadRow(results.overhead, framework, 'bare');
     const mine = overheadRow(results.overhead, framework, 'idstitch');
     const hand = overheadRow(results.overhead, framework, 'handwritten');

@@ -78,6 +78,40 @@ const rows: Record<string, Row> = {
     dropped: { rejected: 3 },
     told: ['rejected_by_mixpanel'],
   },
+  '400 whose failed_records names no record of the batch': {
+    // Mixpanel said records failed, but none of the batch's: nothing says which were ingested, so the
+    // batch is not counted delivered; it is dropped as rejected and reported with the response.
+    faults: () => [
+      status(400, {
+        body: {
+          code: 400,
+          error: 'some data points in the request failed validation',
+          status: 'Bad Request',
+          num_records_imported: 0,
+          failed_records: [
+            { index: 7, insert_id: 'not-in-this-batch', field: 'properties.time', message: 'too old' },
+          ],
+        },
+      }),
+    ],
+    attempts: 1,
+    waits: [],
+    delivered: 0,
+    dropped: { rejected: 3 },
+    told: ['rejected_by_mixpanel'],
+  },
+  '400 whose failed_records entries name nothing': {
+    faults: () => [
+      status(400, {
+        body: { code: 400, status: 'Bad Request', failed_records: [{ field: 'properties', message: 'bad' }] },
+      }),
+    ],
+    attempts: 1,
+    waits: [],
+    delivered: 0,
+    dropped: { rejected: 3 },
+    told: ['rejected_by_mixpanel'],
+  },
   '401 Unauthorized': {
     faults: () => [status(401)],
     attempts: 1,

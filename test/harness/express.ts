@@ -25,6 +25,10 @@ export const expressHarness: AdapterHarness = {
       req.tracker.track(req.params.event);
       res.sendStatus(204);
     });
+    app.post('/track-body/:event', express.json(), (req, res) => {
+      req.tracker.track(req.params.event, req.body as Record<string, unknown>);
+      res.sendStatus(204);
+    });
     app.post('/login/:user', (req, res) => {
       req.session.userId = req.params.user;
       res.sendStatus(204);

@@ -1,4 +1,5 @@
 import { expressHarness } from './express.js';
+import { fastifyHarness } from './fastify.js';
 import { koaHarness } from './koa.js';
 import { nestExpressHarness } from './nest-express.js';
 import { nestFastifyHarness } from './nest-fastify.js';
@@ -8,6 +9,7 @@ import type { AdapterHarness } from './types.js';
 export const harnesses: AdapterHarness[] = [
   expressHarness,
   koaHarness,
+  fastifyHarness,
   nestExpressHarness,
   nestFastifyHarness,
 ];

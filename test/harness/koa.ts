@@ -25,6 +25,12 @@ export const koaHarness: AdapterHarness = {
       ctx.state.tracker.track(ctx.params.event!);
       ctx.status = 204;
     });
+    router.post('/track-body/:event', async (ctx) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of ctx.req) chunks.push(chunk as Buffer);
+      ctx.state.tracker.track(ctx.params.event!, JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      ctx.status = 204;
+    });
     router.post('/login/:user', (ctx) => {
       ctx.session!.userId = ctx.params.user;
       ctx.status = 204;

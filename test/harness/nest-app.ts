@@ -3,6 +3,7 @@ import type { IdstitchOptions } from '@idstitch/core';
 import { MemorySink } from '@idstitch/core';
 import { CurrentTracker, IdstitchModule, InjectTracker, type Tracker } from '@idstitch/nestjs';
 import {
+  Body,
   type CanActivate,
   Controller,
   type ExecutionContext,
@@ -45,6 +46,12 @@ class HarnessController {
   @HttpCode(204)
   track(@Param('event') event: string): void {
     this.tracker.track(event);
+  }
+
+  @Post('track-body/:event')
+  @HttpCode(204)
+  trackBody(@Param('event') event: string, @Body() body: Record<string, unknown>): void {
+    this.tracker.track(event, body);
   }
 
   @Post('login/:user')

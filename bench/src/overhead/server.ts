@@ -24,6 +24,8 @@ async function build(): Promise<App> {
       return (await import('./koa-app.js')).koaApp(variant, ingestPort);
     case 'nest':
       return (await import('./nest-app.js')).nestApp(variant, ingestPort);
+    case 'fastify':
+      return (await import('./fastify-app.js')).fastifyApp(variant, ingestPort);
     default:
       throw new Error(`unknown framework ${String(framework)}`);
   }

@@ -1,11 +1,12 @@
 /** The frameworks and variants of the request-overhead scenario, in table order. */
-export const FRAMEWORKS = ['express', 'koa', 'nest'] as const;
+export const FRAMEWORKS = ['express', 'koa', 'nest', 'fastify'] as const;
 export type Framework = (typeof FRAMEWORKS)[number];
 
 export const VARIANTS = {
   express: ['bare', 'idstitch', 'handwritten'],
   koa: ['bare', 'idstitch', 'handwritten'],
   nest: ['bare', 'idstitch', 'request-scope', 'handwritten'],
+  fastify: ['bare', 'idstitch'],
 } as const satisfies Record<Framework, readonly string[]>;
 export type Variant =
   | 'bare'
@@ -31,6 +32,7 @@ export const FRAMEWORK_LABELS: Record<Framework, string> = {
   express: 'Express 5',
   koa: 'Koa 3',
   nest: 'NestJS 12 on Express',
+  fastify: 'Fastify 5',
 };
 
 export const VARIANT_LABELS: Record<Framework, Partial<Record<Variant, string>>> = {
@@ -55,6 +57,10 @@ export const VARIANT_LABELS: Record<Framework, Partial<Record<Variant, string>>>
     idstitch: 'idstitch: `IdstitchModule`, injected `Tracker` (AsyncLocalStorage), 1 `track()`',
     'request-scope': 'same tracker through a `Scope.REQUEST` provider',
     handwritten: 'hand-written: cookie-parser + uuid + `mixpanel.track` per request',
+  },
+  fastify: {
+    bare: 'bare Fastify (baseline)',
+    idstitch: 'idstitch: `app.register(idstitch)`, identified user, 1 `track()` per request → MixpanelSink',
   },
 };
 

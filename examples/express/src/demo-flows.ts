@@ -17,22 +17,22 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { LocalSink } from '@idstitch/core';
 import {
   buildReport,
   formatReportText,
   type IdentityReport,
-  LocalSink,
   reportFromFile,
   resolvedCell,
   type TimelineRow,
-} from '@idstitch/core';
+} from '@idstitch/inspector';
 import {
   type ComparableRow,
   expectedGuideRows,
   type GuideTable,
   SIMPLIFIED_GUIDE_TABLES,
   toComparableRow,
-} from '@idstitch/core/testing';
+} from '@idstitch/inspector/testing';
 import { createApp } from './app.js';
 import { Browser, type Visit } from './browser.js';
 
@@ -337,13 +337,17 @@ function renderTable(header: readonly string[], rows: readonly (readonly string[
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
 }
 
-/** The columns of the guide's tables, then our notes. */
+/**
+ * The columns of the guide's tables, named as `idstitch report` names them (its "resolved distinct_id" is the
+ * guide's "distinct_id (set by Mixpanel)"), with the distinct_id idstitch sent beside it, then our notes.
+ */
 export const STEP_TABLE_HEADER = [
   '#',
   'Event',
   '$device_id',
   '$user_id',
-  'distinct_id (set by Mixpanel)',
+  'distinct_id (sent)',
+  'resolved distinct_id',
   'Notes',
 ];
 
@@ -355,6 +359,7 @@ export function formatStepTable(step: DemoStep): string[] {
       r.path === null ? r.row.event : `${r.row.event} ${r.path}`,
       r.row.deviceId ?? '',
       r.row.userId ?? '',
+      r.row.distinctIdSent ?? '',
       resolvedCell(r.row),
       r.notes.join('; '),
     ]),
@@ -377,7 +382,8 @@ export function formatDemo(result: DemoResult): string {
     '    links them: here the "Identified" event idstitch sends when the login request finds a signed-in user.',
     '  - "+" rows are events after the link (the home page the browser lands on after logging in). They carry',
     '    both IDs and resolve to the user; the guide mentions them but its tables stop at the link.',
-    '  - "distinct_id (set by Mixpanel)" reads "$device:D1 ⇒ U1" when a later link re-attributed the event.',
+    '  - "resolved distinct_id" is the guide\'s "distinct_id (set by Mixpanel)": it reads "$device:D1 ⇒ U1" when',
+    '    a later link re-attributed the event. "distinct_id (sent)" is what idstitch put on the event.',
   );
   for (const flow of result.flows) {
     out.push('', rule(flow.name), flow.explanation);

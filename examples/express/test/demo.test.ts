@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,7 +9,7 @@ import {
   type GuideTable,
   SIMPLIFIED_GUIDE_TABLES,
   toComparableRow,
-} from '@idstitch/core/testing';
+} from '@idstitch/inspector/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_USERS, type DemoResult, formatDemo, runDemo, STEP_TABLE_HEADER } from '../src/demo-flows.js';
 
@@ -72,7 +72,7 @@ function expectPrintedTableMatchesGuide(printed: PrintedTable, table: GuideTable
   const numbered = printed.rows.filter((row) => row[0] !== '+');
   const expected = expectedGuideRows(table, printed.ids);
   expect(
-    numbered.map(([n, , device, user, distinctId, notes]) => [n, device, user, distinctId, notes]),
+    numbered.map(([n, , device, user, , distinctId, notes]) => [n, device, user, distinctId, notes]),
   ).toEqual(
     table.rows.map((row, i) => [
       String(row.event),
@@ -87,7 +87,7 @@ function expectPrintedTableMatchesGuide(printed: PrintedTable, table: GuideTable
   });
   printed.rows.forEach((row, i) => {
     if (row[0] !== '+') return;
-    const [, event, device, user, distinctId, notes] = row;
+    const [, event, device, user, , distinctId, notes] = row;
     const before = printed.rows[i - 1]!;
     // Right after its link, on the same device and user, resolving to the user.
     expect(before[1]!.startsWith('Identified')).toBe(true);
@@ -151,6 +151,13 @@ describe('the demo (pnpm demo)', () => {
       });
     });
     expect(step.matches).toBe(true);
+  });
+
+  it("names its columns as the report's tables do", () => {
+    const text = formatDemo(result);
+    const report = text.slice(text.indexOf('idstitch identity report · '));
+    const reportHeader = report.split('\n').find((line) => line.startsWith('| #'));
+    expect(cells(reportHeader!)).toEqual(STEP_TABLE_HEADER);
   });
 
   it('prints each table as the guide has it', () => {
@@ -217,4 +224,22 @@ describe('`pnpm demo` as a command', () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('already exists; the demo needs a fresh file');
   }, 60_000);
+
+  it('without --out, each run replaces .idstitch/demo.ndjson: repeated runs leave one file', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'idstitch-demo-default-'));
+    try {
+      // As `pnpm demo` runs it: in examples/express, with the folder pnpm was started in as INIT_CWD.
+      const options = { cwd: join(repoRoot, 'examples/express'), env: { ...process.env, INIT_CWD: cwd } };
+      const args = ['--import', 'tsx', '--conditions=@idstitch/source', 'src/demo.ts'];
+      const first = await run(process.execPath, args, { ...options, timeout: 60_000 });
+      const lines = readFileSync(join(cwd, '.idstitch/demo.ndjson'), 'utf8').split('\n').length;
+      const second = await run(process.execPath, args, { ...options, timeout: 60_000 });
+      expect(second.stdout).toContain(`events: LocalSink → ${join(cwd, '.idstitch/demo.ndjson')}`);
+      expect(readdirSync(join(cwd, '.idstitch'))).toEqual(['demo.ndjson']);
+      expect(readFileSync(join(cwd, '.idstitch/demo.ndjson'), 'utf8').split('\n').length).toBe(lines);
+      expect(first.stdout.trimEnd().endsWith("All 8 tables match Mixpanel's guide row for row.")).toBe(true);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

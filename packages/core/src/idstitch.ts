@@ -7,8 +7,10 @@ import {
   normalizeUserId,
   RequestIdentity,
 } from './identity/request-identity.js';
+import { LocalSink } from './local/local-sink.js';
 import {
   type AdapterDefaults,
+  type EngineDefaults,
   type IdstitchOptions,
   type ResolvedOptions,
   resolveOptions,
@@ -18,6 +20,14 @@ import { FixedIdentity } from './tracker/identity-scope.js';
 import { MessagePipeline } from './tracker/pipeline.js';
 import { RequestTracker } from './tracker/request-tracker.js';
 import type { Tracker } from './tracker/types.js';
+
+/**
+ * The embedded defaults, picked here at the composition root: with no `sink`, messages are recorded to a
+ * LocalSink (`.idstitch/events.ndjson`) in the configured ID Merge mode, ready for `idstitch report`/`inspect`.
+ */
+const ENGINE_DEFAULTS: EngineDefaults = {
+  sink: (idMerge) => new LocalSink({ mode: idMerge }),
+};
 
 /** One request as the core sees it: its tracker, and the cookies to write before the headers go out. */
 export interface RequestScope {
@@ -39,7 +49,7 @@ export class Idstitch<Req = unknown> {
   private readonly pipeline: MessagePipeline;
 
   constructor(options: IdstitchOptions<Req> | undefined, defaults: AdapterDefaults<Req>) {
-    this.options = resolveOptions(options, defaults);
+    this.options = resolveOptions(options, defaults, ENGINE_DEFAULTS);
     this.identity = createIdentityContext(this.options);
     this.pipeline = new MessagePipeline(this.options.sink, this.options.report);
   }

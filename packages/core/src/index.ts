@@ -25,38 +25,14 @@ export type { LocalSinkOptions, LocalSinkStats } from './local/local-sink.js';
 export { DEFAULT_LOCAL_PATH, LocalSink } from './local/local-sink.js';
 export type { NdjsonReadResult, UnreadableLine } from './local/ndjson.js';
 export { parseNdjson, readNdjsonFile } from './local/ndjson.js';
-export type { QaFinding, QaFindingKind } from './local/qa.js';
-export { findIdentityIssues } from './local/qa.js';
-export type {
-  IdentityReport,
-  ReportCluster,
-  ReportEvidence,
-  ReportFinding,
-  ReportOptions,
-  TimelineRow,
-  UserTimeline,
-} from './local/report.js';
 export {
-  buildReport,
-  formatReportJson,
-  formatReportText,
-  reportFromFile,
-  resolvedCell,
-} from './local/report.js';
-export type {
-  IdentityCluster,
-  IdentityOperation,
-  IdentityOperationKind,
-  RefusalReason,
-  Resolution,
-  ResolvedEvent,
-  ResolvedProfile,
-  ResolveOptions,
-} from './local/resolver.js';
-export { CLUSTER_ID_LIMIT, inferIdMergeMode, resolveIdentities } from './local/resolver.js';
-export { INVALID_ID_VALUES, MIXPANEL_LIMITS, RESERVED_EVENT_NAMES } from './messages/limits.js';
+  INVALID_ID_VALUES,
+  MIXPANEL_LIMITS,
+  PROFILE_OPERATIONS,
+  RESERVED_EVENT_NAMES,
+} from './messages/limits.js';
 export type { SanitizeIssue, SanitizeResult } from './messages/sanitize.js';
-export { sanitizeProperties } from './messages/sanitize.js';
+export { IDENTITY_FIELDS, sanitizeProperties } from './messages/sanitize.js';
 export type {
   DropReason,
   EventProperties,
@@ -95,5 +71,5 @@ export { ConsoleSink } from './sinks/console-sink.js';
 export { MemorySink } from './sinks/memory-sink.js';
 export type * from './sinks/mixpanel/index.js';
 export { MixpanelSink } from './sinks/mixpanel/index.js';
-export type { PeopleOperations, PropertyInput, Tracker } from './tracker/types.js';
+export type { PeopleOperations, PropertyInput, TrackEventOptions, Tracker } from './tracker/types.js';
 export { LIB_VERSION } from './version.js';

@@ -1,15 +1,19 @@
-import { mkdtempSync, realpathSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IdstitchOptionsError } from './errors.js';
-import { LocalSink } from './local/local-sink.js';
 import type { IdstitchOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { MemorySink } from './sinks/memory-sink.js';
 
 const defaults = { resolveUserId: () => undefined };
-const resolve = (options: IdstitchOptions<unknown>) => resolveOptions(options, defaults);
+const engineSinks: { idMerge: string; sink: MemorySink }[] = [];
+const engine = {
+  sink: (idMerge: string) => {
+    const sink = new MemorySink();
+    engineSinks.push({ idMerge, sink });
+    return sink;
+  },
+};
+const resolve = (options: IdstitchOptions<unknown>) => resolveOptions(options, defaults, engine);
 
 describe('resolveOptions', () => {
   it('applies documented defaults', () => {
@@ -106,28 +110,30 @@ describe('resolveOptions', () => {
     expect(warnings).toEqual([expect.stringMatching(/no cookie secret/)]);
   });
 
-  it('records to a LocalSink in the ID Merge mode by default, and warns about it in production', async () => {
+  it("takes the engine's default sink in the ID Merge mode when none is given, and warns about it in production", () => {
     const warnings: string[] = [];
     const previous = process.env.NODE_ENV;
-    const cwd = process.cwd();
-    const dir = mkdtempSync(join(tmpdir(), 'idstitch-default-sink-'));
     process.env.NODE_ENV = 'production';
-    process.chdir(dir);
+    engineSinks.length = 0;
     try {
       const resolved = resolve({
         idMerge: 'original',
         cookie: { secret: 'x'.repeat(16) },
         logger: { warn: (line) => warnings.push(line), error: () => {} },
       });
-      expect(resolved.sink).toBeInstanceOf(LocalSink);
-      expect((resolved.sink as LocalSink).mode).toBe('original');
-      expect((resolved.sink as LocalSink).path).toBe(join(realpathSync(dir), '.idstitch/events.ndjson'));
-      await resolved.sink.close();
+      expect(engineSinks.map(({ idMerge }) => idMerge)).toEqual(['original']);
+      expect(resolved.sink).toBe(engineSinks[0]!.sink);
     } finally {
       process.env.NODE_ENV = previous;
-      process.chdir(cwd);
     }
     expect(warnings).toEqual([expect.stringMatching(/no sink configured/)]);
+  });
+
+  it('does not make a default sink when one is given', () => {
+    engineSinks.length = 0;
+    const sink = new MemorySink();
+    expect(resolve({ sink }).sink).toBe(sink);
+    expect(engineSinks).toEqual([]);
   });
 
   it('logs a throwing onError hook instead of throwing it', () => {

@@ -1,7 +1,7 @@
+import { DEFAULT_REDACTED_PARAMS, type QueryPolicy } from './enrich/url.js';
 import { IdstitchError, IdstitchOptionsError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { MemoryIdentityStore } from './identity/identity-store.js';
-import { LocalSink } from './local/local-sink.js';
 import { RESERVED_EVENT_NAMES } from './messages/limits.js';
 import { sanitizeProperties } from './messages/sanitize.js';
 import type { Properties, Sink } from './messages/types.js';
@@ -32,17 +32,29 @@ export interface DeviceCookieOptions {
   sameSite?: 'lax' | 'strict' | 'none';
 }
 
-/** Sharing the device ID with mixpanel-browser through its own persistence cookie. Off unless given. */
+/**
+ * One identity with mixpanel-browser through its own persistence cookie (`persistence: 'cookie'`, the SDK's
+ * default). Off unless given. The SDK's `localStorage` persistence cannot be shared: see the README.
+ */
 export interface MixpanelBrowserCookieOptions {
   /** The project token, which names the cookie `mp_<token>_mixpanel`. */
   token: string;
   /**
-   * Also write that cookie (same name, URI-encoded JSON, not HttpOnly, unknown keys kept) when the server
-   * mints or resets the device ID, so the browser SDK adopts it and a server-side reset reaches the browser.
-   * Default `false`: read only.
+   * Write that cookie as mixpanel-browser itself would persist it (same name, URI-encoded JSON, not
+   * HttpOnly): on a new device and on every reset as its `reset()` does (a fresh `$device_id`,
+   * `distinct_id: "$device:<id>"`, nothing else), and on a server-side sign-in as its `identify()` does
+   * (`$user_id` and `distinct_id` set, every other key kept), so the SDK and the server never disagree on
+   * who the visitor is. Default `true`; `false` only reads the SDK's device ID, and then a server-side logout
+   * does not reach the browser SDK (the next person on that browser would continue the previous device).
    */
   write?: boolean;
-  /** Must equal the SDK's cookie domain (`.example.com` with its default `cross_subdomain_cookie`). */
+  /**
+   * The SDK's `cross_subdomain_cookie`: write the cookie for the registrable domain (`.example.com` on
+   * `app.example.com`, found with the SDK's own heuristic) rather than host-only. Default `true`, as in
+   * the SDK. Ignored when `domain` is given.
+   */
+  crossSubdomainCookie?: boolean;
+  /** The SDK's `cookie_domain`, when you set one there (e.g. `.example.co.uk`). */
   domain?: string;
 }
 
@@ -50,10 +62,38 @@ export interface MixpanelBrowserCookieOptions {
 export interface RequestPropertiesOptions {
   /** `$pathname`: the request path without its query string. Default `true`. */
   path?: boolean;
-  /** `$referrer`, without its query string or fragment. Default `true`. */
+  /** `$referrer` and `$referring_domain` (the page's referrer, query per `query`). Default `true`. */
   referrer?: boolean;
   /** `$user_agent`. Default `true`. */
   userAgent?: boolean;
+  /**
+   * mixpanel-browser's default properties with its exact names and values: `$browser`,
+   * `$browser_version`, `$os`, `$device`, `$current_url`, `$initial_referrer`, `$initial_referring_domain`,
+   * UTM keys, click IDs, `$search_engine`, `mp_keyword`. Default `true`.
+   */
+  browser?: boolean;
+  /**
+   * How query strings reach `$current_url`, `$referrer` and `$initial_referrer`: `'redact'` (default) keeps
+   * them as the browser SDK sends them but replaces the values of secret parameters (`token`, `password`,
+   * `code`, `access_token`, … and any name containing token/secret/password) with `REDACTED`; `'strip'`
+   * drops query and fragment (UTM keys are then lost too); `'keep'` sends them untouched.
+   */
+  query?: QueryPolicy;
+  /** More query parameter names to redact (case-insensitive), added to the defaults. */
+  redactParams?: readonly string[];
+  /** Drop events from the crawlers mixpanel-browser refuses to track (counted as `bot`). Default `true`. */
+  dropBots?: boolean;
+}
+
+/** {@link RequestPropertiesOptions} resolved. */
+export interface ResolvedRequestProperties {
+  path: boolean;
+  referrer: boolean;
+  userAgent: boolean;
+  browser: boolean;
+  query: QueryPolicy;
+  redactParams: ReadonlySet<string>;
+  dropBots: boolean;
 }
 
 /** When a visitor has opted out, idstitch sends nothing about them and sets no tracking cookie. */
@@ -121,6 +161,15 @@ export interface AdapterDefaults<Req> {
   resolveUserId: (request: Req) => unknown;
 }
 
+/**
+ * Defaults chosen by the composition root (`createIdstitch`) rather than by this module, so that the options
+ * module does not depend on any sink implementation.
+ */
+export interface EngineDefaults {
+  /** Makes the sink used when `sink` is omitted; the engine passes one that makes a `LocalSink`. */
+  sink: (idMerge: IdMergeMode) => Sink;
+}
+
 /** {@link IdstitchOptions} with every default applied and every value checked. */
 export interface ResolvedOptions<Req> {
   sink: Sink;
@@ -134,7 +183,7 @@ export interface ResolvedOptions<Req> {
   };
   identifyEventName: string;
   superProperties: Properties;
-  requestProperties: Required<RequestPropertiesOptions>;
+  requestProperties: ResolvedRequestProperties;
   geolocate: boolean;
   consent: {
     globalPrivacyControl: boolean;
@@ -206,7 +255,7 @@ function resolveCookie(cookie: DeviceCookieOptions | undefined): ResolvedOptions
     fail(
       'cookie',
       'must be an object',
-      'Pass `cookie: { secret: process.env.IDSTITCH_SECRET }` or leave it out.',
+      'Pass `cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }` or leave it out.',
     );
   }
   const options = cookie ?? {};
@@ -315,6 +364,7 @@ function safeReporter(
 export function resolveOptions<Req>(
   options: IdstitchOptions<Req> | undefined,
   defaults: AdapterDefaults<Req>,
+  engine: EngineDefaults,
 ): ResolvedOptions<Req> {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     fail('options', 'must be an object', 'Call the middleware factory with `{ ... }` or no argument.');
@@ -345,7 +395,7 @@ export function resolveOptions<Req>(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
   }
-  const sink = o.sink ?? new LocalSink({ mode: idMerge });
+  const sink = o.sink ?? engine.sink(idMerge);
   if (
     typeof sink?.write !== 'function' ||
     typeof sink.flush !== 'function' ||
@@ -376,15 +426,39 @@ export function resolveOptions<Req>(
       'Use an ordinary event name such as `Identified`.',
     );
   }
-  const superProperties = sanitizeProperties(o.superProperties);
+  const superProperties = sanitizeProperties(o.superProperties, { dropIdentityFields: true });
   if (superProperties.issues.length > 0) {
     const first = superProperties.issues[0]!;
-    fail(`superProperties.${first.path}`, first.reason, 'Pass plain JSON-compatible values.');
+    fail(
+      `superProperties.${first.path}`,
+      first.reason,
+      first.reason.includes('identity field')
+        ? 'Remove it: idstitch stamps identity on every event itself.'
+        : 'Pass plain JSON-compatible values.',
+    );
   }
   const request = o.requestProperties ?? {};
   optionalBoolean(request.path, 'requestProperties.path');
   optionalBoolean(request.referrer, 'requestProperties.referrer');
   optionalBoolean(request.userAgent, 'requestProperties.userAgent');
+  optionalBoolean(request.browser, 'requestProperties.browser');
+  optionalBoolean(request.dropBots, 'requestProperties.dropBots');
+  const query = request.query ?? 'redact';
+  if (query !== 'redact' && query !== 'strip' && query !== 'keep') {
+    fail(
+      'requestProperties.query',
+      `must be 'redact', 'strip' or 'keep', got ${String(query)}`,
+      "Use 'redact' to keep queries with secret parameters redacted.",
+    );
+  }
+  const redactParams = request.redactParams ?? [];
+  if (!Array.isArray(redactParams) || redactParams.some((name) => typeof name !== 'string' || name === '')) {
+    fail(
+      'requestProperties.redactParams',
+      'must be an array of query parameter names',
+      "Pass for example `['invite']`.",
+    );
+  }
   const consent = o.consent ?? {};
   optionalBoolean(consent.globalPrivacyControl, 'consent.globalPrivacyControl');
   optionalFunction(consent.isOptedOut, 'consent.isOptedOut');
@@ -403,6 +477,7 @@ export function resolveOptions<Req>(
       );
     }
     optionalBoolean(browser.write, 'mixpanelBrowserCookie.write');
+    optionalBoolean(browser.crossSubdomainCookie, 'mixpanelBrowserCookie.crossSubdomainCookie');
     if (
       browser.domain !== undefined &&
       (typeof browser.domain !== 'string' || !DOMAIN.test(browser.domain))
@@ -413,7 +488,12 @@ export function resolveOptions<Req>(
         'Use the same domain mixpanel-browser writes its cookie for.',
       );
     }
-    mixpanelBrowserCookie = { token: browser.token, write: browser.write ?? false, domain: browser.domain };
+    mixpanelBrowserCookie = {
+      token: browser.token,
+      write: browser.write ?? true,
+      crossSubdomainCookie: browser.crossSubdomainCookie ?? true,
+      domain: browser.domain,
+    };
   }
   if (
     o.deviceIdHeader !== undefined &&
@@ -465,6 +545,10 @@ export function resolveOptions<Req>(
       path: request.path ?? true,
       referrer: request.referrer ?? true,
       userAgent: request.userAgent ?? true,
+      browser: request.browser ?? true,
+      query,
+      redactParams: new Set([...DEFAULT_REDACTED_PARAMS, ...redactParams.map((name) => name.toLowerCase())]),
+      dropBots: request.dropBots ?? true,
     },
     geolocate: o.geolocate ?? false,
     consent: {

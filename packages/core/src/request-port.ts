@@ -13,8 +13,14 @@ export interface RequestPort<Req = unknown> {
   readonly secure: boolean;
   /** The client IP as the framework resolves it (trust-proxy aware). */
   readonly ip: string | undefined;
-  /** Request path, query string included or not: the core strips it. */
+  /** Request path with its query string (the core redacts or strips it per `requestProperties.query`). */
   readonly path: string;
+  /**
+   * The host the client asked for (`app.example.com:8443`), as the framework judges it behind proxies
+   * (Express `req.host`). Optional: without it the `Host` header is used. Gives `$current_url` its origin
+   * and the mixpanel-browser cookie its domain.
+   */
+  readonly host?: string;
   /**
    * True when the framework verified cookie `name` with a retired key of its own (Koa's `app.keys` after a
    * rotation), so idstitch writes it again, signed with the current key, even though its value is unchanged.

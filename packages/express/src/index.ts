@@ -51,6 +51,7 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
           return request.secure;
         },
         path: request.originalUrl ?? request.url,
+        host: request.host,
       });
       attachTracker(request, scope.tracker);
     } catch (error) {

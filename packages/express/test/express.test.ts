@@ -26,6 +26,38 @@ describe('@idstitch/express', () => {
     );
   });
 
+  it('never lets a request body choose identity fields: track(name, req.body) over real HTTP', async () => {
+    const { application, sink, options } = app(() => {});
+    application.use(express.json());
+    application.use(idstitch(options));
+    application.post('/search', (req, res) => {
+      req.tracker.track('Searched', req.body);
+      req.tracker.people.set(req.body);
+      res.sendStatus(204);
+    });
+    const agent = request.agent(application);
+    const victim = 'victim@example.com';
+    await agent
+      .post('/search')
+      .send({ q: 'shoes', $user_id: victim, distinct_id: victim, $device_id: 'attacker-device', token: 't' })
+      .expect(204);
+    await agent.post('/search').send({ $anon_id: 'attacker-device', $identified_id: victim, ip: '1.2.3.4' });
+    for (const event of sink.events) {
+      const p = event.properties;
+      expect(p.$user_id).toBeUndefined();
+      expect(p.distinct_id).toBe(`$device:${p.$device_id}`);
+      expect(p.$device_id).toMatch(/^[0-9a-f-]{36}$/);
+      expect([p.token, p.ip, p.$anon_id, p.$identified_id]).toEqual([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+      ]);
+    }
+    expect(sink.events[0]!.properties.q).toBe('shoes');
+    expect(sink.profileUpdates).toEqual([]);
+  });
+
   it('marks the cookie Secure and takes the client IP through a trusted proxy', async () => {
     const { application, sink, options } = app(() => {}, { geolocate: true });
     application.set('trust proxy', true);

@@ -4,6 +4,7 @@ import type {
   PeopleOperations,
   PropertyInput,
   Tracker as RequestTracker,
+  TrackEventOptions,
 } from '@idstitch/core';
 import { createParamDecorator, type ExecutionContext, Inject } from '@nestjs/common';
 import {
@@ -57,8 +58,8 @@ export class Tracker implements RequestTracker {
     return this.engine.flush();
   }
 
-  track(event: string, properties?: PropertyInput): void {
-    this.current.track(event, properties);
+  track(event: string, properties?: PropertyInput, options?: TrackEventOptions): void {
+    this.current.track(event, properties, options);
   }
 
   identify(userId: string | number, traits?: PropertyInput): void {

@@ -115,6 +115,13 @@ class TrackedController {
     return 'ok';
   }
 
+  // A properties hook that hands over the request body, as apps do: identity fields in it must not count.
+  @Post('search')
+  @Track('Searched', { properties: ([body]) => body })
+  search(@Body() _body: Record<string, unknown>): string {
+    return 'ok';
+  }
+
   @Get('plain')
   plain(): string {
     return 'plain';
@@ -211,6 +218,24 @@ describe.each(platforms)('@Track() on %s', (platform) => {
     expect(errors.map((error) => [error.code, error.message])).toEqual([
       ['hook_failed', "idstitch: @Track('Bad Properties') properties threw; tracked without them"],
     ]);
+  });
+
+  it('drops identity fields a properties hook returns (a request body naming a victim)', async () => {
+    const { sink, server, props } = await start();
+    await request(server)
+      .post('/search')
+      .send({
+        q: 'shoes',
+        $user_id: 'victim@example.com',
+        distinct_id: 'victim@example.com',
+        $insert_id: 'x1',
+      })
+      .expect(201);
+    expect(props(0).q).toBe('shoes');
+    expect(props(0).$user_id).toBeUndefined();
+    expect(props(0).distinct_id).toBe(`$device:${props(0).$device_id}`);
+    expect(props(0).$insert_id).not.toBe('x1');
+    expect(sink.events).toHaveLength(1);
   });
 
   it('leaves undecorated routes alone', async () => {

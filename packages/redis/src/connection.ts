@@ -49,10 +49,111 @@ export function openRedis(source: RedisConnection, role: string, commandTimeoutM
       "Pass redis: process.env.REDIS_URL (e.g. 'redis://127.0.0.1:6379').",
     );
   }
-  // Without a listener ioredis prints every connection error; idstitch reports outages through onError.
-  redis.on('error', () => {});
-  redis.once('ready', () => connectedOnce.add(redis));
+  // Without a listener ioredis prints every connection error; idstitch reports outages through onError,
+  // naming the cause the connection gave (a refused password, a refused connection) rather than the
+  // "Stream isn't writeable" that commands get while it is not connected.
+  redis.on('error', (error: Error) => lastConnectionError.set(redis, error));
+  redis.on('ready', () => {
+    connectedOnce.add(redis);
+    lastConnectionError.delete(redis);
+  });
   return redis;
+}
+
+/** The last error a connection itself reported (refused, auth failed), until it is ready again. */
+const lastConnectionError = new WeakMap<Redis, Error>();
+
+/**
+ * Where a connection goes, as a URL without credentials: `redis://host:port`, `rediss://` with TLS,
+ * `/db` when not 0, or the Unix socket path. Safe to log.
+ */
+export function safeRedisUrl(redis: Redis): string {
+  const options = redis.options;
+  if (options.path) return `unix://${options.path}`;
+  const scheme = options.tls ? 'rediss' : 'redis';
+  const host = (options.host ?? '127.0.0.1').includes(':') ? `[${options.host}]` : options.host;
+  const db = options.db ? `/${options.db}` : '';
+  return `${scheme}://${host}:${options.port ?? 6379}${db}`;
+}
+
+/** What kind of fault a Redis failure is: the server unreachable, or answering but refusing. */
+export type RedisFaultKind = 'unreachable' | 'auth' | 'oom' | 'noperm' | 'timeout' | 'other';
+
+export interface RedisFault {
+  kind: RedisFaultKind;
+  /** The cause in words, with the URL (no credentials), e.g. `authentication failed (WRONGPASS) for redis://h:6379`. */
+  description: string;
+  /** The error that says what happened (the connection's own when a command only saw "not connected"). */
+  error: unknown;
+}
+
+const NOT_CONNECTED =
+  /Stream isn't writeable|Connection is closed|enableOfflineQueue|Reached the max retries/i;
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Names the real cause of a failed command on `redis`: a wrong password, out of memory, a missing ACL
+ * permission, a refused connection or a stalled server, always with the URL (without credentials).
+ */
+export function describeRedisFault(redis: Redis, error: unknown): RedisFault {
+  const url = safeRedisUrl(redis);
+  let cause = error;
+  const connection = lastConnectionError.get(redis);
+  if (connection && NOT_CONNECTED.test(errorMessage(error))) cause = connection;
+  const message = errorMessage(cause);
+  const code = codeOf(cause);
+  if (
+    /^(WRONGPASS|NOAUTH)|invalid password|invalid username-password|AUTH.*(fail|without any password)/i.test(
+      message,
+    )
+  ) {
+    const word = /^NOAUTH/.test(message) ? 'NOAUTH' : 'WRONGPASS';
+    return {
+      kind: 'auth',
+      description: `authentication failed (${word}) for ${url}: check the password (and user) in the Redis options`,
+      error: cause,
+    };
+  }
+  if (/^OOM\b/.test(message)) {
+    return {
+      kind: 'oom',
+      description:
+        `Redis at ${url} is out of memory (OOM: used memory is over maxmemory and its eviction policy ` +
+        'refuses writes)',
+      error: cause,
+    };
+  }
+  if (/^NOPERM\b/.test(message)) {
+    return {
+      kind: 'noperm',
+      description: `the Redis user has no permission for a command idstitch needs (NOPERM) at ${url}: ${message}`,
+      error: cause,
+    };
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ECONNRESET') {
+    const what =
+      code === 'ECONNREFUSED'
+        ? 'connection refused'
+        : code === 'ECONNRESET'
+          ? 'connection reset'
+          : 'host not found';
+    return { kind: 'unreachable', description: `${what} (${code}) at ${url}`, error: cause };
+  }
+  if (/Command timed out/i.test(message)) {
+    return {
+      kind: 'timeout',
+      description: `no answer in time from ${url} (Redis stalled or overloaded)`,
+      error: cause,
+    };
+  }
+  if (NOT_CONNECTED.test(message) || code === 'ETIMEDOUT' || /connect ETIMEDOUT/.test(message)) {
+    return { kind: 'unreachable', description: `not connected to ${url} (${message})`, error: cause };
+  }
+  return { kind: 'other', description: `${message} (${url})`, error: cause };
 }
 
 /** Connections that have been ready at least once. */
@@ -65,17 +166,27 @@ const connectedOnce = new WeakSet<Redis>();
  */
 export function whenReady(redis: Redis, ms: number): Promise<void> {
   if (redis.status === 'ready' || connectedOnce.has(redis) || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      redis.off('ready', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    redis.once('ready', done);
-  });
+  // One listener per connection however many callers wait (a request flood during a boot outage would
+  // otherwise add one each and trip MaxListenersExceededWarning).
+  let waiting = readyWaits.get(redis);
+  if (!waiting) {
+    waiting = new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        redis.off('ready', done);
+        readyWaits.delete(redis);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      redis.once('ready', done);
+    });
+    readyWaits.set(redis, waiting);
+  }
+  return waiting;
 }
+
+const readyWaits = new WeakMap<Redis, Promise<void>>();
 
 /** Ends a connection idstitch opened: politely when it can, at once when Redis is away. */
 export async function closeRedis(redis: Redis): Promise<void> {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   type HeldProfileUpdate,
   type IdentityStore,
@@ -8,20 +9,27 @@ import type { Redis } from 'ioredis';
 import {
   backoff,
   closeRedis,
-  errorMessage,
+  describeRedisFault,
   openRedis,
   type RedisConnection,
   RedisOutage,
   reportSafely,
+  safeRedisUrl,
   sleep,
   whenReady,
 } from './connection.js';
+import { HeldScripts, type HoldLimits } from './held-scripts.js';
 import { positiveInteger, resolvePrefix } from './options.js';
 
 /** Why held updates were dropped; every drop is told to `onDrop`. */
 export type RedisIdentityStoreDropReason =
-  /** More than `maxUpdatesPerDevice` were held for one device; the oldest went. */
+  /** More than `maxUpdatesPerDevice` or `maxBytesPerDevice` were held for one device; the oldest went. */
   | 'per-device limit'
+  /**
+   * The store held more than `maxBytes` or `maxDevices`: the least recently held devices' updates went
+   * (a flood of anonymous visitors, often bots without cookies, must not fill Redis).
+   */
+  | 'store limit'
   /** Held longer than `maxAgeMs`. */
   | 'expired'
   /** Redis was unreachable and the local buffer (`maxBufferedUpdates`) was full; the oldest went. */
@@ -39,6 +47,17 @@ export interface RedisIdentityStoreOptions {
   prefix?: string;
   /** Most updates held per device; older ones are dropped first. Default 50 (as the memory store). */
   maxUpdatesPerDevice?: number;
+  /** Most bytes (serialised updates) held per device; older ones are dropped first. Default 64 KiB. */
+  maxBytesPerDevice?: number;
+  /**
+   * Most bytes all devices' held updates may take in Redis under this prefix (an estimate that counts
+   * each device's keys too). Past it the least recently held devices are dropped (`'store limit'`).
+   * Default 64 MiB, or a quarter of the Redis `maxmemory` when that is set and smaller, so held updates
+   * never fill a Redis that also holds the outbox.
+   */
+  maxBytes?: number;
+  /** Most devices with held updates under this prefix; past it the least recently held go. Default 100 000. */
+  maxDevices?: number;
   /**
    * How long updates are held, in milliseconds: the key's TTL, renewed by each new update, and the
    * age past which an update is dropped on take. Default 24 hours.
@@ -80,36 +99,12 @@ export interface RedisIdentityStoreStats {
   taken: number;
   /** Updates dropped, by reason. */
   dropped: Record<RedisIdentityStoreDropReason, number>;
+  /** Bytes held in Redis under this prefix, as of the last hold (see `maxBytes`). */
+  heldBytes: number | undefined;
+  /** The byte bound in force (`maxBytes`, or a quarter of Redis's `maxmemory` when smaller). */
+  maxBytes: number;
   /** Whether the last command failed because Redis was unreachable. */
   redisDown: boolean;
-}
-
-// KEYS[1]: the device's list. ARGV[1]: most updates kept. ARGV[2]: TTL in ms. ARGV[3..]: updates (JSON).
-// Returns how many of the oldest were trimmed away.
-const HOLD_SCRIPT = `
-local length = 0
-for i = 3, #ARGV do length = redis.call('RPUSH', KEYS[1], ARGV[i]) end
-local max = tonumber(ARGV[1])
-local dropped = 0
-if length > max then
-  dropped = length - max
-  redis.call('LTRIM', KEYS[1], dropped, -1)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return dropped
-`;
-
-// KEYS[1]: the device's list. Returns every update and deletes the list, atomically: of two
-// instances that see the same login at once, exactly one gets the updates.
-const TAKE_SCRIPT = `
-local updates = redis.call('LRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return updates
-`;
-
-interface ScriptedRedis extends Redis {
-  idstitchHold(key: string, max: number, ttlMs: number, ...updates: string[]): Promise<number>;
-  idstitchTake(key: string): Promise<string[]>;
 }
 
 /**
@@ -132,7 +127,16 @@ interface ScriptedRedis extends Redis {
  * ```
  */
 export class RedisIdentityStore implements IdentityStore {
-  readonly #redis: ScriptedRedis;
+  readonly #redis: Redis;
+  readonly #scripts: HeldScripts;
+  readonly #limits: HoldLimits;
+  readonly #configuredMaxBytes: number;
+  #heldBytes: number | undefined;
+  /** Takes that gave up with their entries claimed in Redis, to put back: take ID → device. */
+  readonly #toRelease = new Map<string, string>();
+  #releaseTimer: NodeJS.Timeout | undefined;
+  readonly #entryPrefix = randomBytes(4).toString('hex');
+  #entrySeq = 0;
   readonly #prefix: string;
   readonly #maxUpdatesPerDevice: number;
   readonly #maxAgeMs: number;
@@ -149,13 +153,17 @@ export class RedisIdentityStore implements IdentityStore {
   #replayingDevice: string | undefined;
   #replayTimer: NodeJS.Timeout | undefined;
   #replayAttempt = 0;
+  /** Takes whose claim is to be deleted once Redis answers: take ID → device. */
+  readonly #toConfirm = new Map<string, string>();
+  #releaseAttempt = 0;
+  readonly #claimStaleMs: number;
   readonly #outage = new RedisOutage((error) => this.#report(error));
   #closed = false;
   readonly #abort = new AbortController();
   readonly #stats = {
     held: 0,
     taken: 0,
-    dropped: { 'per-device limit': 0, expired: 0, 'local buffer limit': 0, shutdown: 0 },
+    dropped: { 'per-device limit': 0, 'store limit': 0, expired: 0, 'local buffer limit': 0, shutdown: 0 },
   };
 
   /** @throws {IdstitchOptionsError} when an option is invalid; the message names the fix. */
@@ -170,10 +178,28 @@ export class RedisIdentityStore implements IdentityStore {
     this.#prefix = resolvePrefix(options.prefix);
     this.#maxUpdatesPerDevice = positiveInteger(options.maxUpdatesPerDevice, 'maxUpdatesPerDevice', 50);
     this.#maxAgeMs = positiveInteger(options.maxAgeMs, 'maxAgeMs', 24 * 60 * 60 * 1000);
+    this.#configuredMaxBytes = positiveInteger(options.maxBytes, 'maxBytes', 64 * 1024 * 1024, 4096);
+    const maxBytesPerDevice = positiveInteger(
+      options.maxBytesPerDevice,
+      'maxBytesPerDevice',
+      Math.min(64 * 1024, this.#configuredMaxBytes),
+      1024,
+      this.#configuredMaxBytes,
+    );
+    this.#limits = {
+      ttlMs: this.#maxAgeMs,
+      maxUpdates: this.#maxUpdatesPerDevice,
+      maxDeviceBytes: maxBytesPerDevice,
+      maxBytes: this.#configuredMaxBytes,
+      maxDevices: positiveInteger(options.maxDevices, 'maxDevices', 100_000),
+    };
     this.#maxBuffered = positiveInteger(options.maxBufferedUpdates, 'maxBufferedUpdates', 1000);
     this.#takeRetryMs = positiveInteger(options.takeRetryMs, 'takeRetryMs', 5000, 0);
     this.#connectWaitMs = positiveInteger(options.connectWaitMs, 'connectWaitMs', 2000, 0);
     const commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', 2000);
+    // A claim is stale once its taker would long have given up (or died): then its updates go to the
+    // device's next take.
+    this.#claimStaleMs = this.#takeRetryMs + 4 * commandTimeoutMs + 30_000;
     this.#onError = options.onError ?? ((error) => console.warn(error.message));
     this.#onDrop =
       options.onDrop ??
@@ -187,13 +213,14 @@ export class RedisIdentityStore implements IdentityStore {
         ));
     this.#now = options.now ?? Date.now;
     const redis = openRedis(options.redis, 'identity-store', commandTimeoutMs);
-    redis.defineCommand('idstitchHold', { numberOfKeys: 1, lua: HOLD_SCRIPT });
-    redis.defineCommand('idstitchTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
+    this.#scripts = new HeldScripts(redis, this.#prefix);
     // Replay what was buffered the moment Redis is back, rather than at the next backoff tick.
     redis.on('ready', () => {
+      void this.#readMaxmemory();
       if (this.#buffered > 0) this.#scheduleReplay(0);
+      if (this.#toRelease.size > 0) this.#scheduleRelease(0);
     });
-    this.#redis = redis as ScriptedRedis;
+    this.#redis = redis;
   }
 
   /** The Redis key holding a device's updates. */
@@ -204,7 +231,9 @@ export class RedisIdentityStore implements IdentityStore {
   /** Holds one update: in Redis, or in the local buffer while Redis is unreachable. Never rejects. */
   async hold(deviceId: string, update: HeldProfileUpdate): Promise<void> {
     if (this.#closed) return this.#drop(deviceId, 1, 'shutdown');
-    const json = JSON.stringify(update);
+    // Each entry carries an ID: a hold that timed out but ran, then written again from the local
+    // buffer, is in Redis twice and taken once.
+    const json = JSON.stringify({ i: `${this.#entryPrefix}${(this.#entrySeq++).toString(36)}`, u: update });
     // Behind updates of the same device that are still buffered, so the device's order is kept.
     if (this.#buffer.has(deviceId) || this.#replayingDevice === deviceId) {
       return this.#bufferUpdates(deviceId, [json]);
@@ -222,7 +251,13 @@ export class RedisIdentityStore implements IdentityStore {
   /**
    * Removes and returns the device's held updates, oldest first, dropping those older than
    * `maxAgeMs`. Atomic across instances. Retries for `takeRetryMs` while Redis is unreachable, then
-   * rejects with a `store_failed` error (the updates then stay held in Redis until their TTL).
+   * rejects with a `store_failed` error; the updates then stay held in Redis.
+   *
+   * Safe when Redis stalls: a take that timed out on the client may still run when Redis wakes up. Each
+   * take has an ID; Redis moves the updates to a claim under that ID, a retry of the same take gets the
+   * same claim, the claim is deleted once this process has the updates, and a take that gives up puts
+   * them back (in the background, as soon as Redis answers). A claim whose taker died is included in
+   * the device's next take after `takeRetryMs` plus a margin.
    */
   async take(deviceId: string): Promise<HeldProfileUpdate[]> {
     // A replay in progress may be writing this device's buffered updates; let it land first, so they
@@ -231,11 +266,12 @@ export class RedisIdentityStore implements IdentityStore {
     const local = this.#buffer.get(deviceId) ?? [];
     this.#unbuffer(deviceId);
     await whenReady(this.#redis, this.#connectWaitMs);
+    const takeId = randomBytes(8).toString('hex');
     const deadline = this.#now() + this.#takeRetryMs;
     let remote: string[] | undefined;
     for (let attempt = 1; remote === undefined; attempt += 1) {
       try {
-        remote = await this.#redis.idstitchTake(this.keyFor(deviceId));
+        remote = await this.#scripts.take(deviceId, takeId, this.#now(), this.#claimStaleMs, this.#maxAgeMs);
         this.#up();
       } catch (error) {
         this.#failed(error);
@@ -243,15 +279,26 @@ export class RedisIdentityStore implements IdentityStore {
         if (this.#closed || this.#now() + wait > deadline) {
           // What this process buffered is not lost: back into the buffer, written to Redis later.
           if (local.length > 0) this.#bufferUpdates(deviceId, local);
+          // An attempt may yet run in Redis and claim the updates: put them back once it answers.
+          this.#toRelease.set(takeId, deviceId);
+          this.#scheduleRelease();
+          const fault = describeRedisFault(this.#redis, error);
           throw new IdstitchError(
             'store_failed',
-            `could not take held updates for a device from Redis (${errorMessage(error)}); they stay held ` +
-              `until they expire`,
-            { cause: error, details: { attempts: attempt } },
+            `could not take held updates for a device from Redis (${fault.description}); they stay held ` +
+              'and are applied at its next login',
+            { cause: fault.error, details: { attempts: attempt, fault: fault.kind } },
           );
         }
         await sleep(wait, this.#abort.signal);
       }
+    }
+    if (remote.length > 0) {
+      // This process has them: the claim goes (retried in the background if Redis fails right now).
+      this.#scripts.confirm(deviceId, takeId).catch(() => {
+        this.#toConfirm.set(takeId, deviceId);
+        this.#scheduleRelease();
+      });
     }
     return this.#decode(deviceId, [...remote, ...local]);
   }
@@ -263,6 +310,8 @@ export class RedisIdentityStore implements IdentityStore {
       buffered: this.#buffered,
       taken: this.#stats.taken,
       dropped: { ...this.#stats.dropped },
+      heldBytes: this.#heldBytes,
+      maxBytes: this.#limits.maxBytes,
       redisDown: this.#outage.down,
     };
   }
@@ -278,7 +327,11 @@ export class RedisIdentityStore implements IdentityStore {
     while (this.#buffered > 0 && this.#now() < deadline) {
       if (!(await this.#replay())) await sleep(Math.min(100, Math.max(0, deadline - this.#now())));
     }
+    while ((this.#toRelease.size > 0 || this.#toConfirm.size > 0) && this.#now() < deadline) {
+      if (!(await this.#settleClaims())) await sleep(Math.min(100, Math.max(0, deadline - this.#now())));
+    }
     if (this.#replayTimer) clearTimeout(this.#replayTimer);
+    if (this.#releaseTimer) clearTimeout(this.#releaseTimer);
     this.#abort.abort();
     for (const [deviceId, updates] of this.#buffer) this.#drop(deviceId, updates.length, 'shutdown');
     this.#buffer.clear();
@@ -289,24 +342,82 @@ export class RedisIdentityStore implements IdentityStore {
   // ---------------------------------------------------------------------------------------------
 
   async #write(deviceId: string, updates: string[]): Promise<void> {
-    const trimmed = await this.#redis.idstitchHold(
-      this.keyFor(deviceId),
-      this.#maxUpdatesPerDevice,
-      this.#maxAgeMs,
-      ...updates,
-    );
+    const result = await this.#scripts.hold(deviceId, updates, this.#limits, this.#now());
     this.#stats.held += updates.length;
-    if (trimmed > 0) this.#drop(deviceId, trimmed, 'per-device limit');
+    this.#heldBytes = result.totalBytes;
+    if (result.dropped > 0) this.#drop(deviceId, result.dropped, 'per-device limit');
+    for (const [evicted, count] of result.evicted) {
+      if (count > 0) this.#drop(evicted, count, 'store limit');
+    }
+  }
+
+  /**
+   * Reads Redis's `maxmemory` (INFO, which managed services allow where CONFIG is refused) and keeps the
+   * byte bound at a quarter of it when that is smaller than `maxBytes`.
+   */
+  async #readMaxmemory(): Promise<void> {
+    try {
+      const info = await this.#redis.info('memory');
+      const maxmemory = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0);
+      const bound = maxmemory > 0 ? Math.min(this.#configuredMaxBytes, Math.floor(maxmemory / 4)) : undefined;
+      this.#limits.maxBytes = Math.max(4096, bound ?? this.#configuredMaxBytes);
+      this.#limits.maxDeviceBytes = Math.min(this.#limits.maxDeviceBytes, this.#limits.maxBytes);
+    } catch {
+      // INFO refused (ACL): the configured bound stands.
+    }
+  }
+
+  #scheduleRelease(delay = backoff(this.#releaseAttempt + 1, 100, 5000)): void {
+    if (this.#releaseTimer) {
+      if (delay > 0) return;
+      clearTimeout(this.#releaseTimer);
+    }
+    this.#releaseTimer = setTimeout(() => {
+      this.#releaseTimer = undefined;
+      void this.#settleClaims().then((done) => {
+        if (!done && !this.#closed) this.#scheduleRelease();
+      });
+    }, delay);
+    this.#releaseTimer.unref();
+  }
+
+  /** Puts back the updates of takes that gave up, and deletes confirmed claims; true when none is left. */
+  async #settleClaims(): Promise<boolean> {
+    try {
+      for (const [takeId, deviceId] of [...this.#toRelease]) {
+        await this.#scripts.release(deviceId, takeId, this.#now(), this.#maxAgeMs);
+        this.#toRelease.delete(takeId);
+      }
+      for (const [takeId, deviceId] of [...this.#toConfirm]) {
+        await this.#scripts.confirm(deviceId, takeId);
+        this.#toConfirm.delete(takeId);
+      }
+      this.#releaseAttempt = 0;
+      return true;
+    } catch (error) {
+      this.#releaseAttempt += 1;
+      this.#failed(error);
+      return false;
+    }
   }
 
   #decode(deviceId: string, raw: string[]): HeldProfileUpdate[] {
     const cutoff = this.#now() - this.#maxAgeMs;
     const updates: HeldProfileUpdate[] = [];
+    const seen = new Set<string>();
     let expired = 0;
     for (const json of raw) {
       let update: HeldProfileUpdate;
       try {
-        update = JSON.parse(json) as HeldProfileUpdate;
+        const entry = JSON.parse(json) as { i?: unknown; u?: HeldProfileUpdate } & HeldProfileUpdate;
+        if (typeof entry.i === 'string' && entry.u && typeof entry.u === 'object') {
+          // The same entry twice: a hold that timed out but ran, written again from the buffer.
+          if (seen.has(entry.i)) continue;
+          seen.add(entry.i);
+          update = entry.u;
+        } else {
+          update = entry;
+        }
       } catch (error) {
         this.#report(
           new IdstitchError('store_failed', 'a held update in Redis was not valid JSON and was skipped', {
@@ -426,15 +537,18 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   #failed(error: unknown): void {
-    this.#outage.began(
-      () =>
-        new IdstitchError(
-          'store_failed',
-          `Redis is unreachable for the identity store (${errorMessage(error)}); anonymous profile updates ` +
-            `are kept in this process (at most ${this.#maxBuffered}) and written to Redis when it answers again`,
-          { cause: error, details: { state: 'down' } },
-        ),
-    );
+    this.#outage.began(() => {
+      const fault = describeRedisFault(this.#redis, error);
+      return new IdstitchError(
+        'store_failed',
+        `the identity store's Redis commands fail: ${fault.description}; anonymous profile updates are ` +
+          `kept in this process (at most ${this.#maxBuffered}) and written to Redis when it takes them again`,
+        {
+          cause: fault.error,
+          details: { state: 'down', fault: fault.kind, redis: safeRedisUrl(this.#redis) },
+        },
+      );
+    });
   }
 
   #up(): void {

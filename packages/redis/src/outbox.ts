@@ -10,10 +10,11 @@ import {
   validateMessage,
 } from '@idstitch/core';
 import type { Redis } from 'ioredis';
+import { StreamAppender } from './append.js';
 import {
   backoff,
   closeRedis,
-  errorMessage,
+  describeRedisFault,
   openRedis,
   type RedisConnection,
   retryPause,
@@ -21,13 +22,7 @@ import {
   whenReady,
 } from './connection.js';
 import { optionalFunction, positiveInteger } from './options.js';
-import {
-  BacklogMonitor,
-  encodeMessage,
-  MESSAGE_FIELD,
-  type OutboxStreamOptions,
-  resolveStream,
-} from './stream.js';
+import { BacklogMonitor, encodeMessage, type OutboxStreamOptions, resolveStream } from './stream.js';
 import { OutboxWorker, type OutboxWorkerOptions, type OutboxWorkerStats } from './worker.js';
 
 /** Options of the worker that {@link RedisOutbox} runs in this process (everything but the shared ones). */
@@ -56,7 +51,7 @@ export interface RedisOutboxOptions extends OutboxStreamOptions {
   maxBufferedMessages?: number;
   /** Serialised bytes kept in this process while Redis is unreachable. Default 16 MiB. */
   maxBufferedBytes?: number;
-  /** Messages appended per round trip (a pipeline of `XADD`s). Default 500. */
+  /** Messages appended per round trip (one script of `XADD`s). Default 500. */
   appendBatchSize?: number;
   /**
    * How long `flush()` waits for an unreachable Redis before it resolves anyway (the messages stay
@@ -137,6 +132,7 @@ interface FlushWaiter {
 export class RedisOutbox implements Sink {
   readonly #stream: string;
   readonly #redis: Redis;
+  readonly #appender: StreamAppender;
   readonly #worker: OutboxWorker | undefined;
   readonly #backlog: BacklogMonitor;
   readonly #maxBuffered: number;
@@ -212,6 +208,7 @@ export class RedisOutbox implements Sink {
       });
     }
     this.#redis = openRedis(options.redis, 'outbox', commandTimeoutMs);
+    this.#appender = new StreamAppender(this.#redis, stream, group);
     this.#redis.on('ready', () => {
       if (this.#buffer.length > 0) this.#scheduleAppend();
     });
@@ -374,31 +371,21 @@ export class RedisOutbox implements Sink {
     await whenReady(this.#redis, 2000);
     while (this.#buffer.length > 0 && this.#state !== 'closed') {
       const chunk = this.#buffer.slice(0, this.#appendBatchSize);
-      const pipeline = this.#redis.pipeline();
-      for (const item of chunk) pipeline.xadd(this.#stream, '*', MESSAGE_FIELD, item.json);
-      pipeline.xlen(this.#stream);
-      let results: [Error | null, unknown][] | null = null;
       let failure: unknown;
       try {
-        results = await pipeline.exec();
+        const { handled, length, error } = await this.#appender.append(chunk);
+        failure = error;
+        this.#backlog.observe(length);
+        if (handled > 0) {
+          const appended = this.#buffer.splice(0, handled);
+          for (const item of appended) this.#bufferedBytes -= item.bytes;
+          this.#appended += appended.length;
+          this.#settle(appended);
+          this.#maybeStopOverflow();
+        }
       } catch (error) {
         failure = error;
       }
-      const appended = new Set<Buffered>();
-      chunk.forEach((item, i) => {
-        const result = results?.[i];
-        if (result && !result[0]) appended.add(item);
-        else failure ??= result?.[0] ?? new Error('no reply');
-      });
-      if (appended.size > 0) {
-        this.#buffer = this.#buffer.filter((item) => !appended.has(item));
-        for (const item of appended) this.#bufferedBytes -= item.bytes;
-        this.#appended += appended.size;
-        this.#settle([...appended]);
-        this.#maybeStopOverflow();
-      }
-      const length = results?.[chunk.length];
-      if (length && !length[0] && typeof length[1] === 'number') this.#backlog.observe(length[1]);
       if (failure === undefined) {
         this.#appendAttempt = 0;
         this.#up();
@@ -516,12 +503,13 @@ export class RedisOutbox implements Sink {
     this.#down = true;
     this.#downSince = Date.now();
     for (const wake of this.#downWaiters.splice(0)) wake();
+    const fault = describeRedisFault(this.#redis, error);
     this.#report(
       new IdstitchError(
         'delivery_failed',
-        `cannot append to the outbox stream ${this.#stream} (${errorMessage(error)}); messages wait in this ` +
-          `process (at most ${this.#maxBuffered}) and are appended when Redis answers again`,
-        { cause: error, details: { state: 'down', stream: this.#stream } },
+        `cannot append to the outbox stream ${this.#stream}: ${fault.description}; messages wait in this ` +
+          `process (at most ${this.#maxBuffered}) and are appended when Redis takes them again`,
+        { cause: fault.error, details: { state: 'down', stream: this.#stream, fault: fault.kind } },
       ),
     );
   }

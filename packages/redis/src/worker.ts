@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import {
   backoff,
   closeRedis,
-  errorMessage,
+  describeRedisFault,
   openRedis,
   type RedisConnection,
   RedisOutage,
@@ -338,7 +338,7 @@ export class OutboxWorker {
           continue;
         }
         failures += 1;
-        this.#failed(error);
+        this.#failed(error, this.#reader);
         // flush() does not wait for Redis to come back.
         this.#endDrains(false);
         await retryPause(this.#reader, backoff(failures, 100, 2000), this.#abort.signal);
@@ -508,14 +508,16 @@ export class OutboxWorker {
     while (this.#toAck.length > 0 && this.#state !== 'closed') {
       const ids = this.#toAck.slice(0, 1000);
       try {
-        // Acknowledged and deleted together: the stream holds only what is not delivered yet.
+        // Acknowledged, then deleted, so the stream holds only what is not delivered yet. Not in a
+        // MULTI: Redis refuses to queue a transaction while it is over maxmemory, but runs XACK and XDEL
+        // (they free memory), and that is exactly when delivery must go on. Both are safe to repeat.
         const results = await this.#redis
-          .multi()
+          .pipeline()
           .xack(this.#stream, this.#group, ...ids)
           .xdel(this.#stream, ...ids)
           .exec();
         const failure = results?.find(([error]) => error)?.[0];
-        if (!results || failure) throw failure ?? new Error('transaction aborted');
+        if (!results || failure) throw failure ?? new Error('no reply');
         this.#toAck.splice(0, ids.length);
         this.#counts.acked += ids.length;
         this.#ackAttempt = 0;
@@ -597,17 +599,17 @@ export class OutboxWorker {
     await Promise.all([closeRedis(this.#reader), closeRedis(this.#redis)]);
   }
 
-  #failed(error: unknown): void {
+  #failed(error: unknown, connection: Redis = this.#redis): void {
     if (this.#state === 'closed') return;
-    this.#outage.began(
-      () =>
-        new IdstitchError(
-          'delivery_failed',
-          `the outbox worker's Redis commands fail (${errorMessage(error)}); it retries, and entries it holds ` +
-            'stay pending until they are acknowledged',
-          { cause: error, details: { state: 'down', consumer: this.#consumer } },
-        ),
-    );
+    this.#outage.began(() => {
+      const fault = describeRedisFault(connection, error);
+      return new IdstitchError(
+        'delivery_failed',
+        `the outbox worker's Redis commands fail: ${fault.description}; it retries, and entries it holds ` +
+          'stay pending until they are acknowledged',
+        { cause: fault.error, details: { state: 'down', consumer: this.#consumer, fault: fault.kind } },
+      );
+    });
   }
 
   #up(): void {

@@ -10,6 +10,7 @@ beforeAll(async () => {
   redis = await startRedisServer();
 });
 afterEach(async () => {
+  redis.resume();
   await Promise.all(stores.splice(0).map((store) => store.close(0)));
   await redis.ensureRunning();
   await redis.client.flushall();
@@ -36,7 +37,12 @@ describe('RedisIdentityStore', () => {
     const { store } = createStore({ prefix: 'shop:', maxAgeMs: 60_000 });
     await store.hold('device-1', update('a', 1000 + Date.now()));
     await store.hold('device-1', update('b', 2000 + Date.now()));
-    expect(await redis.client.keys('*')).toEqual(['shop:held:device-1']);
+    expect((await redis.client.keys('*')).sort()).toEqual([
+      'shop:held-bytes',
+      'shop:held-index',
+      'shop:held-total',
+      'shop:held:device-1',
+    ]);
     const ttl = await redis.client.pttl('shop:held:device-1');
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
@@ -45,6 +51,10 @@ describe('RedisIdentityStore', () => {
     expect(taken.map((u) => u.$set?.name)).toEqual(['a', 'b']);
     expect(await store.take('device-1')).toEqual([]);
     expect(await redis.client.exists('shop:held:device-1')).toBe(0);
+    // Nothing is left behind: the take's claim went once this process had the updates.
+    await until(async () => (await redis.client.exists('shop:claim:device-1')) === 0, 'the claim to go');
+    expect(await redis.client.get('shop:held-total')).toBe('0');
+    expect(await redis.client.zcard('shop:held-index')).toBe(0);
   });
 
   it('keeps apps with different prefixes apart on one Redis', async () => {
@@ -111,7 +121,10 @@ describe('RedisIdentityStore', () => {
     expect(store.stats().buffered).toBe(3);
 
     await redis.restart();
-    await until(() => store.stats().buffered === 0, 'the buffer to be written to Redis');
+    await until(
+      () => store.stats().buffered === 0 && !store.stats().redisDown,
+      'the buffer to be written to Redis',
+    );
     expect(errors.filter((e) => e.details.state === 'recovered')).toHaveLength(1);
     // Written to Redis, so another instance takes them.
     expect((await other.take('device-2')).map((u) => u.$set?.name)).toEqual(['during-2']);
@@ -131,6 +144,85 @@ describe('RedisIdentityStore', () => {
     // Restarted without persistence: only what this process buffered survives.
     expect((await taking).map((u) => u.$set?.name)).toEqual(['buffered']);
     expect(await other.take('device-1')).toEqual([]);
+  });
+
+  it('bounds the bytes and devices held under the prefix: the least recently held devices go, each drop counted', async () => {
+    const { store, drops } = createStore({ maxBytes: 20_000, maxDevices: 1000 });
+    const big = (i: number) => ({ $set: { bio: `${i}`.padEnd(900, '.') }, heldAt: Date.now() });
+    for (let i = 0; i < 60; i += 1) await store.hold(`device-${i}`, big(i));
+    const total = Number(await redis.client.get('idstitch:held-total'));
+    expect(total).toBeLessThanOrEqual(20_000);
+    expect(store.stats().heldBytes).toBe(total);
+    const evicted = drops.filter(([, , reason]) => reason === 'store limit');
+    expect(evicted.length).toBeGreaterThan(30);
+    expect(store.stats().dropped['store limit']).toBe(evicted.length);
+    // The oldest went first; the latest are still there.
+    expect(evicted[0]?.[0]).toBe('device-0');
+    expect((await store.take('device-59')).map((u) => u.$set?.bio)).toHaveLength(1);
+    expect(await store.take('device-0')).toEqual([]);
+    // Redis holds what the index says, no more.
+    const lists = await redis.client.keys('idstitch:held:*');
+    expect(lists.length).toBe(await redis.client.zcard('idstitch:held-index'));
+  });
+
+  it('bounds the devices and the bytes of one device', async () => {
+    const { store, drops } = createStore({ maxDevices: 5, maxBytesPerDevice: 4096 });
+    for (let i = 0; i < 8; i += 1) await store.hold(`device-${i}`, update(`${i}`));
+    expect(await redis.client.zcard('idstitch:held-index')).toBe(5);
+    expect(drops.filter(([, , reason]) => reason === 'store limit').map(([id]) => id)).toEqual([
+      'device-0',
+      'device-1',
+      'device-2',
+    ]);
+    for (let i = 0; i < 5; i += 1) await store.hold('device-7', update(''.padEnd(1000, `${i}`)));
+    const kept = await store.take('device-7');
+    expect(kept.length).toBeLessThan(6);
+    expect(drops.some(([id, , reason]) => id === 'device-7' && reason === 'per-device limit')).toBe(true);
+  });
+
+  it('a take that timed out in a stalled Redis (SIGSTOP) and ran on resume loses nothing: its retry gets the updates', async () => {
+    const { store } = createStore({ commandTimeoutMs: 300, takeRetryMs: 20_000 });
+    await store.hold('device-1', update('a'));
+    await store.hold('device-1', update('b'));
+    redis.pause();
+    const taking = store.take('device-1');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    redis.resume();
+    expect((await taking).map((u) => u.$set?.name)).toEqual(['a', 'b']);
+    expect(await createStore().store.take('device-1')).toEqual([]);
+  });
+
+  it('a take that gave up during a stall puts the updates back: the next login gets them, once', async () => {
+    const { store, errors } = createStore({ commandTimeoutMs: 300, takeRetryMs: 0 });
+    const other = createStore().store;
+    await store.hold('device-1', update('a'));
+    await store.hold('device-1', update('b'));
+    redis.pause();
+    await expect(store.take('device-1')).rejects.toMatchObject({ code: 'store_failed' });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    redis.resume();
+    let taken: HeldProfileUpdate[] = [];
+    await until(async () => {
+      taken = await other.take('device-1');
+      return taken.length > 0;
+    }, 'the updates to be put back');
+    expect(taken.map((u) => u.$set?.name)).toEqual(['a', 'b']);
+    expect(await other.take('device-1')).toEqual([]);
+    expect(errors.find((e) => e.details.state === 'down')?.message).toContain(
+      'no answer in time from redis://',
+    );
+  });
+
+  it('a hold that timed out in a stalled Redis and is written again from the buffer is taken once', async () => {
+    const { store } = createStore({ commandTimeoutMs: 300 });
+    await store.hold('device-0', update('connected'));
+    redis.pause();
+    await store.hold('device-1', update('once'));
+    expect(store.stats().buffered).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    redis.resume();
+    await until(() => store.stats().buffered === 0, 'the buffer to be written');
+    expect((await store.take('device-1')).map((u) => u.$set?.name)).toEqual(['once']);
   });
 
   it('rejects bad options with a TypeError naming the option', () => {

@@ -149,8 +149,9 @@ describe('RedisOutbox without a worker, and OutboxWorker', () => {
     const events = Array.from({ length: 10 }, () => eventMessage('Orphaned'));
     for (const event of events) outbox.write(event);
     await outbox.flush();
+    // The producer created the consumer group with the stream (a worker may start once Redis is full).
+    expect(await redis.client.call('XINFO', 'GROUPS', STREAM)).toHaveLength(1);
     // A consumer reads them and dies without acknowledging.
-    await redis.client.xgroup('CREATE', STREAM, 'idstitch-delivery', '0', 'MKSTREAM');
     await redis.client.xreadgroup('GROUP', 'idstitch-delivery', 'dead', 'COUNT', 100, 'STREAMS', STREAM, '>');
     expect(await pendingCount(redis.client, STREAM)).toBe(10);
 

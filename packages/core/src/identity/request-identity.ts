@@ -2,11 +2,16 @@ import type { CookieAttributes, CookieWrite } from '../cookie/cookie-header.js';
 import { DeviceCookieCodec, type DeviceCookieRejection } from '../cookie/device-cookie.js';
 import {
   browserDeviceId,
+  browserInitialReferrer,
+  browserUserId,
   type MixpanelBrowserState,
+  mixpanelBrowserCookieDomain,
   mixpanelBrowserCookieName,
+  nextMixpanelBrowserState,
   parseMixpanelBrowserCookie,
-  seedMixpanelBrowserState,
 } from '../cookie/mixpanel-browser-cookie.js';
+import { BrowserFacts } from '../enrich/request-facts.js';
+import { UserAgentCache } from '../enrich/user-agent.js';
 import { IdstitchError } from '../errors.js';
 import { isPlaceholderId } from '../messages/validate.js';
 import type { ResolvedOptions } from '../options.js';
@@ -28,10 +33,12 @@ const RESOLVER_FAILED = Symbol('resolver failed');
 export interface IdentityContext<Req> {
   options: ResolvedOptions<Req>;
   codec: DeviceCookieCodec;
+  /** Parsed User-Agents, shared by the engine's requests. */
+  userAgents: UserAgentCache;
 }
 
 export function createIdentityContext<Req>(options: ResolvedOptions<Req>): IdentityContext<Req> {
-  return { options, codec: new DeviceCookieCodec(options.cookie.secrets) };
+  return { options, codec: new DeviceCookieCodec(options.cookie.secrets), userAgents: new UserAgentCache() };
 }
 
 /**
@@ -73,8 +80,12 @@ export class RequestIdentity<Req> {
   private readonly arrived: IdentityState | undefined;
   private cookieNeedsWrite: boolean;
   private browserState: MixpanelBrowserState | undefined;
-  private browserNeedsWrite = false;
+  /** The device was minted or rotated in this request: the browser SDK's old state must not survive. */
+  private deviceRenewed = false;
   private readonly browserDevice: string | undefined;
+  /** The user mixpanel-browser was told about (client-side `identify()` or our earlier write). */
+  private readonly browserUser: string | undefined;
+  private facts: BrowserFacts<Req> | undefined;
   private readonly fromHeader: boolean;
   private explicitUserId: string | undefined;
   /** After an explicit reset, the session's user is treated as anonymous until it changes. */
@@ -96,8 +107,10 @@ export class RequestIdentity<Req> {
     let state = cookie?.state;
     if (!this.optedOut && options.mixpanelBrowserCookie) {
       const name = mixpanelBrowserCookieName(options.mixpanelBrowserCookie.token);
+      // The first value, as mixpanel-browser itself reads `document.cookie`.
       this.browserState = parseMixpanelBrowserCookie(port.cookies(name)[0]);
       this.browserDevice = browserDeviceId(this.browserState);
+      this.browserUser = this.browserDevice === undefined ? undefined : browserUserId(this.browserState);
     }
     const headerDevice = options.deviceIdHeader ? port.header(options.deviceIdHeader) : undefined;
     this.fromHeader = !this.optedOut && isAcceptableDeviceId(headerDevice);
@@ -164,20 +177,27 @@ export class RequestIdentity<Req> {
     return { actions, cookies: this.cookieWrites() };
   }
 
-  /** Client IP, path, referrer and user agent as the options allow. */
-  requestFacts(): Record<string, string> {
-    const { options } = this.context;
-    const facts: Record<string, string> = {};
-    if (options.requestProperties.path) facts.$pathname = stripQuery(this.port.path);
-    if (options.requestProperties.referrer) {
-      const referrer = this.port.header('referer');
-      if (referrer) facts.$referrer = stripQuery(referrer);
-    }
-    if (options.requestProperties.userAgent) {
-      const agent = this.port.header('user-agent');
-      if (agent) facts.$user_agent = agent;
-    }
-    return facts;
+  /**
+   * Request facts as the options allow: `$pathname`, `$user_agent`, and mixpanel-browser's default
+   * properties (`$browser`, `$os`, `$current_url`, `$referrer`, `$initial_referrer`, UTM keys…).
+   */
+  requestFacts(): Record<string, string | number | null> {
+    return this.browserFacts().properties();
+  }
+
+  /** True when the User-Agent is a crawler mixpanel-browser refuses to track and the options drop them. */
+  get bot(): boolean {
+    return this.browserFacts().bot;
+  }
+
+  private browserFacts(): BrowserFacts<Req> {
+    this.facts ??= new BrowserFacts(this.port, this.context.options, this.context.userAgents, {
+      storedInitialReferrer: this.context.options.mixpanelBrowserCookie
+        ? browserInitialReferrer(this.browserState)
+        : undefined,
+      ownCookie: this.context.options.mixpanelBrowserCookie === undefined,
+    });
+    return this.facts;
   }
 
   /** The client IP, only when the app opted in to geolocation. */
@@ -187,9 +207,19 @@ export class RequestIdentity<Req> {
 
   private apply(userId: string | undefined): void {
     const { codec, options } = this.context;
-    const before = this.state;
+    let before = this.state;
+    if (
+      userId !== undefined &&
+      this.browserUser !== undefined &&
+      this.browserUser !== userId &&
+      before !== undefined &&
+      before.deviceId === this.browserDevice
+    ) {
+      // mixpanel-browser linked this device to another user: never link it to this one as well.
+      before = { deviceId: before.deviceId, userTag: codec.tagUser(this.browserUser, before.deviceId) };
+    }
     const result = reconcileIdentity({
-      previous: this.state,
+      previous: before,
       userId,
       resetOnLogout: options.resetOnLogout,
       isLinkedUser: (tag, id) => codec.isTagOf(tag, id, (before as IdentityState).deviceId),
@@ -202,7 +232,8 @@ export class RequestIdentity<Req> {
   }
 
   private markDeviceChanged(): void {
-    if (this.context.options.mixpanelBrowserCookie?.write && !this.fromHeader) this.browserNeedsWrite = true;
+    this.deviceRenewed = true;
+    this.facts?.deviceRenewed();
   }
 
   private resolveUser(): string | undefined | typeof RESOLVER_FAILED {
@@ -313,21 +344,32 @@ export class RequestIdentity<Req> {
       writes.push({ name: options.cookie.name, value: codec.encode(state), attributes });
     }
     const browser = options.mixpanelBrowserCookie;
-    if (
-      browser?.write &&
-      (this.browserNeedsWrite || (this.browserDevice === undefined && !this.fromHeader))
-    ) {
-      writes.push({
-        name: mixpanelBrowserCookieName(browser.token),
-        value: seedMixpanelBrowserState(this.browserState, state.deviceId),
-        attributes: { ...attributes, domain: browser.domain, httpOnly: false },
+    if (browser?.write && !this.fromHeader) {
+      const next = nextMixpanelBrowserState(this.browserState, {
+        deviceId: state.deviceId,
+        userId: typeof this.lastResolved === 'string' ? this.lastResolved : undefined,
+        fresh: this.deviceRenewed,
+        initialReferrer: this.browserFacts().initialReferrerProperties(),
       });
+      if (next !== undefined) {
+        const host = this.port.host ?? this.port.header('host');
+        writes.push({
+          name: mixpanelBrowserCookieName(browser.token),
+          value: JSON.stringify(next),
+          attributes: {
+            ...attributes,
+            // As the SDK writes it: readable by page scripts, SameSite left to the browser's Lax default.
+            domain:
+              browser.domain ??
+              (browser.crossSubdomainCookie ? mixpanelBrowserCookieDomain(host) : undefined),
+            httpOnly: false,
+            sameSite: 'lax',
+          },
+        });
+      }
     }
+    const ownReferrer = this.browserFacts().initialReferrerCookie(attributes);
+    if (ownReferrer) writes.push(ownReferrer);
     return writes;
   }
-}
-
-function stripQuery(url: string): string {
-  const end = url.search(/[?#]/);
-  return end === -1 ? url : url.slice(0, end);
 }

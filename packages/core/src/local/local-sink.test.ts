@@ -1,13 +1,4 @@
-import {
-  appendFileSync,
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -249,23 +240,5 @@ describe('LocalSink', () => {
     sink.recordDrop('consent');
     expect(sink.stats.dropped).toEqual({ consent: 3 });
     await sink.close();
-  });
-
-  it('reports the file it holds with its own mode, earlier runs included', async () => {
-    const path = join(dir, 'events.ndjson');
-    appendFileSync(path, `${JSON.stringify(track(1))}\n`);
-    const sink = new LocalSink({ path, mode: 'simplified' });
-    sink.write(track(2, 'user-7'));
-    const report = await sink.report();
-    expect(report.mode).toBe('simplified');
-    expect(report.modeInferred).toBe(false);
-    expect(report.source).toBe(path);
-    expect(report.timelines).toHaveLength(1);
-    expect(report.timelines[0]!.rows.map((r) => [r.line, r.resolved, r.retroactive])).toEqual([
-      [1, 'user-7', true],
-      [2, 'user-7', false],
-    ]);
-    await sink.close();
-    expect(existsSync(path)).toBe(true);
   });
 });

@@ -3,11 +3,9 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { IdstitchError, IdstitchOptionsError } from '../errors.js';
 import type { DropReason, OutgoingMessage, Sink } from '../messages/types.js';
+import type { IdMergeMode } from '../options.js';
 import type { NdjsonReadResult } from './ndjson.js';
 import { readNdjsonFile } from './ndjson.js';
-import type { IdentityReport, ReportOptions } from './report.js';
-import { buildReport } from './report.js';
-import type { IdMergeMode } from './resolver.js';
 
 /** Where LocalSink writes when no `path` is given, relative to the working directory. */
 export const DEFAULT_LOCAL_PATH = '.idstitch/events.ndjson';
@@ -19,7 +17,7 @@ export interface LocalSinkOptions {
    */
   path?: string;
   /**
-   * The ID Merge API {@link LocalSink.report} resolves identity with; match your Mixpanel project's
+   * The ID Merge API the file is resolved with (by `@idstitch/inspector`); match your Mixpanel project's
    * (Project Settings → Identity Merge). Default `'simplified'`.
    */
   mode?: IdMergeMode;
@@ -101,8 +99,8 @@ function prepareFile(path: string): { endsMidLine: boolean } {
 
 /**
  * The embedded default sink: appends every message (events, profile updates, group updates) as one line of
- * JSON to a local file, so identity can be seen and QA'd without a Mixpanel project. {@link report} resolves
- * the file's contents the way Mixpanel's ID Merge would.
+ * JSON to a local file, so identity can be seen and QA'd without a Mixpanel project. `@idstitch/inspector`
+ * (`idstitch report`, `idstitch inspect`) resolves the file's contents the way Mixpanel's ID Merge would.
  *
  * `write` never blocks and never throws: lines are buffered and appended in order by one background drain per
  * file. Appending means restarts add to the log; a line cut short by a crash costs only that line.
@@ -213,12 +211,6 @@ export class LocalSink implements Sink {
   async read(): Promise<NdjsonReadResult> {
     await this.flush();
     return readNdjsonFile(this.path);
-  }
-
-  /** Flushes, then resolves the whole file with this sink's `mode` and returns the identity report. */
-  async report(options: Pick<ReportOptions, 'clusterLimit'> = {}): Promise<IdentityReport> {
-    const { messages, lineNumbers, unreadable } = await this.read();
-    return buildReport(messages, { ...options, mode: this.mode, source: this.path, lineNumbers, unreadable });
   }
 
   private async drain(): Promise<void> {

@@ -15,6 +15,26 @@ export interface SanitizeResult {
   estimatedBytes: number;
 }
 
+/**
+ * Fields that decide who a message is about, or that only idstitch may stamp: `distinct_id`, `$device_id`,
+ * `$user_id`, `$anon_id`, `$identified_id`, the project `token`, the geolocation `ip` and `$insert_id` (with their
+ * `/engage` spellings). A property object is attacker-written (a request body passed to `track()`), so these keys
+ * are dropped from it before the tracker stamps its own: an empty slot must never let a body fill it.
+ */
+export const IDENTITY_FIELDS: ReadonlySet<string> = new Set([
+  'distinct_id',
+  '$distinct_id',
+  '$device_id',
+  '$user_id',
+  '$anon_id',
+  '$identified_id',
+  'token',
+  '$token',
+  'ip',
+  '$ip',
+  '$insert_id',
+]);
+
 /** Keys that would reach an object's prototype if copied carelessly downstream. */
 const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 const CIRCULAR = '[Circular]';
@@ -24,7 +44,10 @@ class Walker {
   bytes = 2;
   private readonly ancestors = new Set<object>();
 
-  constructor(private readonly truncateQuietly: boolean) {}
+  constructor(
+    private readonly truncateQuietly: boolean,
+    private readonly dropIdentityFields: boolean,
+  ) {}
 
   object(input: object, path: string, depth: number): { [key: string]: JsonValue } {
     const out: { [key: string]: JsonValue } = {};
@@ -42,6 +65,10 @@ class Walker {
       const childPath = path === '' ? key : `${path}.${key}`;
       if (PROTOTYPE_KEYS.has(key)) {
         this.issue(childPath, 'dropped: prototype key');
+        continue;
+      }
+      if (depth === 0 && this.dropIdentityFields && IDENTITY_FIELDS.has(key)) {
+        this.issue(childPath, 'dropped: an identity field only idstitch sets');
         continue;
       }
       if (key.length === 0 || key.length > MIXPANEL_LIMITS.maxKeyLength) {
@@ -205,9 +232,13 @@ function describe(error: unknown): string {
  */
 export function sanitizeProperties(
   input: unknown,
-  options: { truncateQuietly?: boolean } = {},
+  options: {
+    truncateQuietly?: boolean;
+    /** Drop top-level {@link IDENTITY_FIELDS} (with a reported issue). The tracker always does. */
+    dropIdentityFields?: boolean;
+  } = {},
 ): SanitizeResult {
-  const walker = new Walker(options.truncateQuietly ?? false);
+  const walker = new Walker(options.truncateQuietly ?? false, options.dropIdentityFields ?? false);
   if (input === undefined || input === null) return { properties: {}, issues: [], estimatedBytes: 2 };
   if (typeof input !== 'object' || Array.isArray(input)) {
     walker.issue(

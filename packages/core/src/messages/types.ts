@@ -83,7 +83,9 @@ export type DropReason =
   /** `close()` ran out of time before the message was delivered. */
   | 'shutdown_timeout'
   /** The message was produced after the sink was closed. */
-  | 'after_close';
+  | 'after_close'
+  /** The event came from a crawler that mixpanel-browser refuses to track (`requestProperties.dropBots`). */
+  | 'bot';
 
 /** Every drop reason, in a fixed order: counters keyed by it always have every key. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -94,6 +96,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'retries_exhausted',
   'shutdown_timeout',
   'after_close',
+  'bot',
 ];
 
 /**

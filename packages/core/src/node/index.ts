@@ -14,6 +14,8 @@ export interface NodeRequestFacts {
   ip: string | undefined;
   secure: boolean;
   path: string;
+  /** The requested host as the framework resolves it behind proxies; optional (default: the Host header). */
+  host?: string;
 }
 
 /**
@@ -45,6 +47,7 @@ export function nodeRequestPort<Req extends NodeRequestLike>(
       return facts.secure;
     },
     path: facts.path,
+    host: facts.host,
   };
 }
 

@@ -42,11 +42,3 @@ export function fakeRequestPort<Req = Record<string, unknown>>(
     path: init.path ?? '/',
   };
 }
-
-// Mixpanel's Simplified guide tables, for checking resolution (and the demo) against the documentation.
-export type { ComparableRow, GuideRow, GuideTable } from '../local/guide-tables.js';
-export {
-  expectedGuideRows,
-  SIMPLIFIED_GUIDE_TABLES,
-  toComparableRow,
-} from '../local/guide-tables.js';

@@ -7,8 +7,10 @@ export interface IdentityScope {
   current(): { identity: CurrentIdentity; actions: IdentityAction[] };
   identify(userId: string): IdentityAction[];
   reset(): IdentityAction[];
-  requestFacts(): Record<string, string>;
+  requestFacts(): Record<string, string | number | null>;
   clientIp(): string | undefined;
+  /** True when the request's User-Agent is a crawler whose events are dropped. */
+  readonly bot: boolean;
 }
 
 /**
@@ -17,6 +19,7 @@ export interface IdentityScope {
  */
 export class FixedIdentity implements IdentityScope {
   readonly optedOut = false;
+  readonly bot = false;
   private pending: IdentityAction[] = [];
 
   constructor(private readonly fixed: CurrentIdentity) {}
@@ -38,7 +41,7 @@ export class FixedIdentity implements IdentityScope {
     return [];
   }
 
-  requestFacts(): Record<string, string> {
+  requestFacts(): Record<string, string | number | null> {
     return {};
   }
 

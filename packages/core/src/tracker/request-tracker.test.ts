@@ -48,7 +48,8 @@ describe('event stamping', () => {
       items: 3,
       mp_lib: 'idstitch',
       $pathname: '/cart',
-      $referrer: 'https://shop.test/item',
+      $referrer: 'https://shop.test/item?email=a@b.c#x',
+      $referring_domain: 'shop.test',
       $user_agent: 'UA/1',
     });
     expect(p.ip).toBeUndefined();
@@ -87,10 +88,10 @@ describe('event stamping', () => {
     expect(p.$device_id).not.toBe('forged');
   });
 
-  it('keeps a caller-supplied time (Date or ms) and $insert_id', () => {
+  it('keeps a caller-supplied time (Date or ms) and an insert ID given as an option', () => {
     const { sink, start } = setup();
     const { tracker } = start();
-    tracker.track('a', { time: new Date('2026-01-02T03:04:05Z'), $insert_id: 'order-1234' });
+    tracker.track('a', { time: new Date('2026-01-02T03:04:05Z') }, { insertId: 'order-1234' });
     tracker.track('b', { time: 1_767_000_000_000 });
     expect(sink.events[0]!.properties).toMatchObject({
       time: Date.parse('2026-01-02T03:04:05Z'),
@@ -550,8 +551,8 @@ describe('mixpanel-browser cookie', () => {
     expect(sink.events[0]!.properties.$device_id).toBe(browserDevice);
   });
 
-  it('seeds the browser cookie on a new device and rewrites it on reset, keeping unknown keys', () => {
-    const { start } = setup({ mixpanelBrowserCookie: { token, write: true, domain: '.shop.test' } });
+  it('writes the browser cookie by default: seeded on a new device, cleared on reset as reset() does', () => {
+    const { start } = setup({ mixpanelBrowserCookie: { token, domain: '.shop.test' } });
     const fresh = start()
       .settle()
       .find((write) => write.name === name)!;
@@ -564,17 +565,82 @@ describe('mixpanel-browser cookie', () => {
       $device_id: browserDevice,
       $user_id: 'u1',
       utm_source: 'news',
-      __mps: {},
+      plan: 'pro',
+      __mps: { $email: 'u1@example.com' },
     };
     const scope = start({ cookies: { [name]: JSON.stringify(existing) } });
     scope.tracker.reset();
     const rewritten = JSON.parse(scope.settle().find((write) => write.name === name)!.value);
     expect(rewritten.$device_id).not.toBe(browserDevice);
+    // Super properties and queued people updates of the previous person do not survive, as with reset().
     expect(rewritten).toEqual({
-      utm_source: 'news',
-      __mps: {},
       distinct_id: `$device:${rewritten.$device_id}`,
       $device_id: rewritten.$device_id,
     });
+  });
+
+  it('teaches the browser SDK a server-side login as identify() would persist it, keeping other keys', () => {
+    const { start } = setup({ mixpanelBrowserCookie: { token } });
+    const existing = {
+      distinct_id: `$device:${browserDevice}`,
+      $device_id: browserDevice,
+      $initial_referrer: '$direct',
+      $initial_referring_domain: '$direct',
+      __mps: { plan: 'pro' },
+      __alias: 'old',
+    };
+    const scope = start({ cookies: { [name]: JSON.stringify(existing) }, request: { userId: 'u9' } });
+    scope.tracker.track('x');
+    const written = JSON.parse(scope.settle().find((write) => write.name === name)!.value);
+    const { __alias: _alias, ...kept } = existing;
+    expect(written).toEqual({ ...kept, $device_id: browserDevice, $user_id: 'u9', distinct_id: 'u9' });
+  });
+
+  it('never links a device the browser SDK identified as someone else to the signed-in user', () => {
+    const { sink, start } = setup({ mixpanelBrowserCookie: { token } });
+    const other = { distinct_id: 'alice', $device_id: browserDevice, $user_id: 'alice' };
+    const scope = start({ cookies: { [name]: JSON.stringify(other) }, request: { userId: 'bob' } });
+    scope.tracker.track('x');
+    const written = JSON.parse(scope.settle().find((write) => write.name === name)!.value);
+    expect(written.$device_id).not.toBe(browserDevice);
+    expect(written).toEqual({ distinct_id: 'bob', $user_id: 'bob', $device_id: written.$device_id });
+    for (const event of sink.events) expect(event.properties.$device_id).not.toBe(browserDevice);
+  });
+
+  it('leaves a client-side identify alone while the server sees no user', () => {
+    const { sink, start } = setup({ mixpanelBrowserCookie: { token } });
+    const identified = { distinct_id: 'alice', $device_id: browserDevice, $user_id: 'alice' };
+    const scope = start({ cookies: { [name]: JSON.stringify(identified) } });
+    scope.tracker.track('x');
+    expect(scope.settle().find((write) => write.name === name)).toBeUndefined();
+    expect(sink.events[0]!.properties.$device_id).toBe(browserDevice);
+  });
+
+  it('writes no browser cookie when write is false', () => {
+    const { start } = setup({ mixpanelBrowserCookie: { token, write: false } });
+    expect(
+      start()
+        .settle()
+        .find((write) => write.name === name),
+    ).toBeUndefined();
+  });
+
+  it("gives the cookie the SDK's domain: the registrable domain, host-only on an IP or localhost", () => {
+    const { start } = setup({ mixpanelBrowserCookie: { token } });
+    const domainOf = (host: string) =>
+      start({ headers: { host } })
+        .settle()
+        .find((write) => write.name === name)!.attributes.domain;
+    expect(domainOf('app.example.com:8080')).toBe('.example.com');
+    expect(domainOf('www.oxford.ac.uk')).toBe('.oxford.ac.uk');
+    expect(domainOf('127.0.0.1:3000')).toBeUndefined();
+    expect(domainOf('localhost')).toBeUndefined();
+    const hostOnly = setup({ mixpanelBrowserCookie: { token, crossSubdomainCookie: false } });
+    expect(
+      hostOnly
+        .start({ headers: { host: 'app.example.com' } })
+        .settle()
+        .find((write) => write.name === name)!.attributes.domain,
+    ).toBeUndefined();
   });
 });

@@ -5,7 +5,7 @@ import type { IdentityAction } from '../identity/reconcile.js';
 import type { CurrentIdentity } from '../identity/request-identity.js';
 import { normalizeUserId } from '../identity/request-identity.js';
 import { MIXPANEL_LIMITS, RESERVED_EVENT_NAMES } from '../messages/limits.js';
-import { type SanitizeIssue, sanitizeProperties } from '../messages/sanitize.js';
+import { IDENTITY_FIELDS, type SanitizeIssue, sanitizeProperties as sanitize } from '../messages/sanitize.js';
 import type {
   EventProperties,
   GroupUpdate,
@@ -16,6 +16,7 @@ import type {
   Properties,
 } from '../messages/types.js';
 import {
+  isPlaceholderId,
   markValidated,
   validateEvent,
   validateGroupUpdate,
@@ -25,9 +26,14 @@ import type { ResolvedOptions } from '../options.js';
 import { LIB_NAME, LIB_VERSION } from '../version.js';
 import type { IdentityScope } from './identity-scope.js';
 import type { MessagePipeline } from './pipeline.js';
-import type { PeopleOperations, PropertyInput, Tracker } from './types.js';
+import type { PeopleOperations, PropertyInput, TrackEventOptions, Tracker } from './types.js';
 
 type ProfileOperationValue = ProfileUpdate[ProfileOperation];
+
+/** Caller input is attacker-written: identity fields are dropped from it before the tracker stamps its own. */
+function sanitizeCallerProperties(input: unknown) {
+  return sanitize(input, { dropIdentityFields: true });
+}
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
@@ -75,7 +81,7 @@ export class RequestTracker<Req> implements Tracker {
     return { ...identity, distinctId: this.distinctId(identity) };
   }
 
-  track(event: string, properties?: PropertyInput): void {
+  track(event: string, properties?: PropertyInput, options?: TrackEventOptions): void {
     this.guard(() => {
       if (this.scope.optedOut) return this.pipeline.drop('consent');
       if (typeof event !== 'string' || event.trim() === '' || event.length > MIXPANEL_LIMITS.maxKeyLength) {
@@ -87,9 +93,11 @@ export class RequestTracker<Req> implements Tracker {
       if (RESERVED_EVENT_NAMES.has(event)) {
         return this.invalid('invalid_event_name', `${event} is reserved: use identify(), alias() or merge()`);
       }
-      const sanitized = sanitizeProperties(properties);
+      const sanitized = sanitizeCallerProperties(properties);
       this.reportIssues(sanitized.issues, { event });
-      this.emitEvent(event, sanitized.properties, this.resolve(), sanitized.estimatedBytes);
+      this.emitEvent(event, sanitized.properties, this.resolve(), sanitized.estimatedBytes, {
+        insertId: this.callerInsertId(options?.insertId),
+      });
     });
   }
 
@@ -102,7 +110,7 @@ export class RequestTracker<Req> implements Tracker {
       }
       this.perform(this.scope.identify(normalized.userId));
       if (traits === undefined) return;
-      const sanitized = sanitizeProperties(traits);
+      const sanitized = sanitizeCallerProperties(traits);
       this.reportIssues(sanitized.issues, { method: 'identify' });
       const { company, ...userTraits } = sanitized.properties;
       if (company !== null && typeof company === 'object' && !Array.isArray(company)) {
@@ -129,7 +137,7 @@ export class RequestTracker<Req> implements Tracker {
         return this.invalid('invalid_id', 'alias() needs a non-empty, non-placeholder ID');
       const identity = this.resolve();
       const current = this.distinctId(identity) as string;
-      this.emitEvent('$create_alias', { alias: normalized.userId }, identity, 0, current);
+      this.emitEvent('$create_alias', { alias: normalized.userId }, identity, 0, { distinctId: current });
     });
   }
 
@@ -147,7 +155,7 @@ export class RequestTracker<Req> implements Tracker {
       if (a === undefined || b === undefined || a === b) {
         return this.invalid('invalid_id', 'merge() needs two different, non-placeholder IDs');
       }
-      this.emitEvent('$merge', { $distinct_ids: [a, b] }, this.resolve(), 0, a);
+      this.emitEvent('$merge', { $distinct_ids: [a, b] }, this.resolve(), 0, { distinctId: a });
     });
   }
 
@@ -160,7 +168,7 @@ export class RequestTracker<Req> implements Tracker {
 
   register(properties: PropertyInput): void {
     this.guard(() => {
-      const sanitized = sanitizeProperties(properties);
+      const sanitized = sanitizeCallerProperties(properties);
       this.reportIssues(sanitized.issues, { method: 'register' });
       Object.assign(this.registered, sanitized.properties);
     });
@@ -171,7 +179,7 @@ export class RequestTracker<Req> implements Tracker {
       if (typeof amount !== 'number' || !Number.isFinite(amount)) {
         return this.invalid('invalid_property', 'trackCharge() needs a finite number amount');
       }
-      const sanitized = sanitizeProperties(properties);
+      const sanitized = sanitizeCallerProperties(properties);
       this.reportIssues(sanitized.issues, { method: 'trackCharge' });
       this.profile('$append', {
         $transactions: { ...sanitized.properties, $amount: amount, $time: new Date().toISOString() },
@@ -199,7 +207,7 @@ export class RequestTracker<Req> implements Tracker {
       this.registered[key] = groupId;
       this.profile('$union', { [key]: [groupId] });
       if (traits === undefined) return;
-      const sanitized = sanitizeProperties(traits);
+      const sanitized = sanitizeCallerProperties(traits);
       this.reportIssues(sanitized.issues, { method: 'group' });
       const update: GroupUpdate = { $group_key: key, $group_id: groupId, $set: sanitized.properties };
       const problem = validateGroupUpdate(update);
@@ -246,16 +254,40 @@ export class RequestTracker<Req> implements Tracker {
     this.emitEvent('$identify', { $anon_id: deviceId, $identified_id: userId }, identity, 0);
   }
 
+  /** The caller's own `$insert_id` (for their dedupe), when it follows Mixpanel's rules; else a fresh one. */
+  private callerInsertId(insertId: unknown): string | undefined {
+    if (insertId === undefined) return undefined;
+    if (
+      typeof insertId === 'string' &&
+      insertId.length <= MIXPANEL_LIMITS.maxInsertIdLength &&
+      /^[A-Za-z0-9-]+$/.test(insertId) &&
+      !isPlaceholderId(insertId)
+    ) {
+      return insertId;
+    }
+    this.invalid(
+      'invalid_property',
+      'track() options.insertId must be 1-36 letters, digits or "-"; a fresh $insert_id was used',
+      false,
+    );
+    return undefined;
+  }
+
+  /**
+   * Stamps and hands on one event. `properties` are either sanitised caller properties (identity fields already
+   * dropped) or the engine's own (`$anon_id`, `alias`...); identity comes only from `identity` and `stamp`.
+   */
   private emitEvent(
     name: string,
     properties: Properties,
     identity: CurrentIdentity,
     estimatedBytes: number,
-    distinctIdOverride?: string,
+    stamp: { distinctId?: string; insertId?: string } = {},
   ): void {
-    const distinctId = distinctIdOverride ?? this.distinctId(identity);
+    if (this.scope.bot) return this.pipeline.drop('bot');
+    const distinctId = stamp.distinctId ?? this.distinctId(identity);
     if (distinctId === undefined) return this.invalid('invalid_id', 'no identity to attribute the event to');
-    const { time, $insert_id: insertId, ...rest } = properties;
+    const { time, ...rest } = properties;
     const stamped: EventProperties = Object.assign(
       { mp_lib: LIB_NAME, $lib_version: LIB_VERSION },
       this.options.superProperties,
@@ -265,7 +297,7 @@ export class RequestTracker<Req> implements Tracker {
       {
         distinct_id: distinctId,
         time: typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : Date.now(),
-        $insert_id: typeof insertId === 'string' ? insertId : newInsertId(),
+        $insert_id: stamp.insertId ?? newInsertId(),
       },
     );
     if (identity.deviceId !== undefined) stamped.$device_id = identity.deviceId;
@@ -309,12 +341,14 @@ export class RequestTracker<Req> implements Tracker {
     if (operation === '$delete') return '';
     if (operation === '$unset') {
       const names = Array.isArray(input)
-        ? input.filter((name): name is string => typeof name === 'string' && name !== '')
+        ? input.filter(
+            (name): name is string => typeof name === 'string' && name !== '' && !IDENTITY_FIELDS.has(name),
+          )
         : [];
       if (names.length === 0) return void this.invalid('invalid_property', 'unset() needs property names');
       return names;
     }
-    const sanitized = sanitizeProperties(input);
+    const sanitized = sanitizeCallerProperties(input);
     this.reportIssues(sanitized.issues, { operation });
     const properties = sanitized.properties;
     if (operation === '$add') {

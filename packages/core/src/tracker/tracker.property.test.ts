@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createIdstitch } from '../idstitch.js';
+import { IDENTITY_FIELDS } from '../messages/sanitize.js';
+import type { OutgoingMessage } from '../messages/types.js';
 import { validateMessage } from '../messages/validate.js';
 import type { IdMergeMode } from '../options.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
@@ -18,10 +20,16 @@ const hostileKey = fc.oneof(
     'hasOwnProperty',
     '',
     'time',
-    '$insert_id',
-    'distinct_id',
+    ...IDENTITY_FIELDS,
   ),
   fc.string({ maxLength: 300 }),
+);
+/** A body that tries to choose who the message is about: every value is marked so the check can find it. */
+const FORGED = 'forged-identity';
+const forgedIdentity = fc.dictionary(
+  fc.constantFrom(...IDENTITY_FIELDS),
+  fc.constantFrom(FORGED, `${FORGED}@example.com`, `$device:${FORGED}`),
+  { minKeys: 1 },
 );
 const hostileLeaf = fc.oneof(
   fc.anything({
@@ -54,6 +62,10 @@ const { tree } = fc.letrec((tie) => ({
 }));
 const hostileProperties = fc.oneof(
   tree,
+  forgedIdentity,
+  fc
+    .tuple(fc.dictionary(hostileKey, tree, { maxKeys: 4 }), forgedIdentity)
+    .map(([rest, forged]) => ({ ...rest, ...forged })),
   fc.dictionary(hostileKey, tree, { maxKeys: 8 }),
   fc.constant(JSON.parse('{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}')),
   fc.constant(
@@ -103,18 +115,50 @@ function harness(idMerge: IdMergeMode) {
     sink,
     unexpected,
     tracker: (userId?: unknown) => engine.handle(fakeRequestPort({ request: { userId } })).tracker,
+    /** `forUser` / `forDevice`: the background trackers, which have no request to take identity from. */
+    background: (userId?: unknown) =>
+      userId === undefined
+        ? engine.forDevice('3f0c8a9e-8f3b-4b55-9a53-7a3c3c6d2b10')
+        : engine.forUser(userId as string),
   };
 }
 
-/** Runs `call` against fresh trackers and checks: no throw, every produced message valid and serialisable. */
+/** Identity fields of a message whose value a caller's property object chose. */
+function forgedIdentityFields(message: OutgoingMessage): string[] {
+  const found: string[] = [];
+  const check = (object: unknown, path: string) => {
+    if (object === null || typeof object !== 'object') return;
+    for (const key of IDENTITY_FIELDS) {
+      const value = (object as Record<string, unknown>)[key];
+      if (typeof value === 'string' && value.includes(FORGED)) found.push(`${path}${key}`);
+    }
+  };
+  const payload = message.payload as unknown as Record<string, unknown>;
+  if (message.kind === 'event') check(payload.properties, 'properties.');
+  else {
+    check(payload, '');
+    for (const [operation, value] of Object.entries(payload)) {
+      if (operation.startsWith('$')) check(value, `${operation}.`);
+    }
+    check((payload.$append as Record<string, unknown> | undefined)?.$transactions, '$append.$transactions.');
+  }
+  return found;
+}
+
+/**
+ * Runs `call` against fresh trackers and checks: no throw, every produced message valid and serialisable, and
+ * no identity field chosen by the input.
+ */
 function checkEntryPoint<T>(
   label: string,
   arbitrary: fc.Arbitrary<T>,
   call: (tracker: Tracker, input: T) => void,
   idMerge: IdMergeMode = 'simplified',
+  source: 'request' | 'background' = 'request',
 ) {
   it(`${label} never throws and only emits valid messages (${RUNS} runs)`, () => {
-    const { sink, unexpected, tracker } = harness(idMerge);
+    const { sink, unexpected, tracker: requestTracker, background } = harness(idMerge);
+    const tracker = source === 'request' ? requestTracker : background;
     fc.assert(
       fc.property(fc.oneof(fc.constant(undefined), fc.constant('user-1')), arbitrary, (userId, input) => {
         sink.clear();
@@ -130,6 +174,7 @@ function checkEntryPoint<T>(
         ).toEqual([]);
         for (const message of sink.messages) {
           expect(validateMessage(message)).toBeUndefined();
+          expect(forgedIdentityFields(message)).toEqual([]);
           expect(() => JSON.stringify(message.payload)).not.toThrow();
         }
       }),
@@ -146,6 +191,17 @@ describe('every public tracker entry point under hostile input', () => {
 
   checkEntryPoint('track', fc.tuple(anyInput, anyInput), (t, [name, props]) =>
     t.track(name as string, props as never),
+  );
+  checkEntryPoint(
+    'forUser / forDevice track',
+    fc.tuple(anyInput, anyInput),
+    (t, [name, props]) => {
+      t.register(props as never);
+      t.track(name as string, props as never);
+      t.people.set(props as never);
+    },
+    'simplified',
+    'background',
   );
   checkEntryPoint('identify', fc.tuple(anyInput, anyInput), (t, [id, traits]) =>
     t.identify(id as string, traits as never),
@@ -169,6 +225,14 @@ describe('every public tracker entry point under hostile input', () => {
   );
   checkEntryPoint('people.remove', fc.tuple(anyInput, anyInput), (t, [a, b]) =>
     t.people.remove(a as string, b),
+  );
+  checkEntryPoint(
+    'people.set(identity field, value)',
+    fc.tuple(fc.constantFrom(...IDENTITY_FIELDS), fc.constantFrom(FORGED)),
+    (t, [name, value]) => {
+      t.people.set(name, value);
+      t.identify('user-2');
+    },
   );
   checkEntryPoint('people.unset', anyInput, (t, a) => t.people.unset(a as string));
   checkEntryPoint('trackCharge', fc.tuple(anyInput, anyInput), (t, [amount, props]) =>

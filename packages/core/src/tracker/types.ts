@@ -3,6 +3,17 @@ import type { CurrentIdentity } from '../identity/request-identity.js';
 /** Property values an app may pass; anything else is repaired or dropped with a reported reason. */
 export type PropertyInput = Record<string, unknown>;
 
+/** Per-call options of {@link Tracker.track}. */
+export interface TrackEventOptions {
+  /**
+   * Your own `$insert_id` for this event (1-36 letters, digits or `-`), so that Mixpanel deduplicates a retried
+   * delivery of the same business event (an order ID, a webhook delivery ID). Default: a fresh UUIDv4 per event.
+   * A `$insert_id` inside the properties is ignored: properties are often request bodies, and a body must not
+   * choose how its event is deduplicated.
+   */
+  insertId?: string;
+}
+
 /** Profile operations on the current user (Mixpanel `/engage`). Held until identify while anonymous. */
 export interface PeopleOperations {
   /** `$set`: create or overwrite properties. */
@@ -34,8 +45,13 @@ export interface PeopleOperations {
  * bad input is dropped or repaired and reported to `onError`.
  */
 export interface Tracker {
-  /** Tracks an event stamped with the visitor's IDs, time, `$insert_id` and request facts. */
-  track(event: string, properties?: PropertyInput): void;
+  /**
+   * Tracks an event stamped with the visitor's IDs, time, `$insert_id` and request facts. Identity fields in
+   * `properties` (`distinct_id`, `$device_id`, `$user_id`, `$anon_id`, `$identified_id`, `token`, `ip`,
+   * `$insert_id`) are dropped and reported: identity is the engine's. A `time` property (a `Date`, or seconds or
+   * milliseconds since the epoch) back-dates the event; pass your own insert ID as `options.insertId`.
+   */
+  track(event: string, properties?: PropertyInput, options?: TrackEventOptions): void;
   /**
    * Says who the user is now (for example right after signup, before the session exists). Links the device,
    * applies held anonymous profile updates, then `$set`s `traits`. A `company` trait with an `id` becomes a

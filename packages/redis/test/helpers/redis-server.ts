@@ -20,6 +20,10 @@ export interface RedisServer {
   restart(): Promise<void>;
   /** Restarts it if a test crashed it and failed before restarting it (so one failure does not cascade). */
   ensureRunning(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered, like a stalled Redis. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT); it then answers everything it was sent meanwhile. */
+  resume(): void;
   /** Stops it for good and removes its data directory. */
   stop(): Promise<void>;
 }
@@ -27,6 +31,10 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** Append-only file with fsync on every write, so a crash loses nothing acknowledged. Default false. */
   aof?: boolean;
+  /** More `redis-server` arguments, e.g. `['--maxmemory', '16mb', '--maxmemory-policy', 'noeviction']`. */
+  args?: readonly string[];
+  /** A password (`--requirepass`); the test's own client authenticates with it. */
+  password?: string;
 }
 
 async function freePort(): Promise<number> {
@@ -40,9 +48,11 @@ async function freePort(): Promise<number> {
   });
 }
 
-function launch(port: number, dir: string, aof: boolean): Promise<ChildProcess> {
+function launch(port: number, dir: string, options: RedisServerOptions): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
-  args.push(...(aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
+  args.push(...(options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
+  if (options.password !== undefined) args.push('--requirepass', options.password);
+  args.push(...(options.args ?? []));
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let output = '';
@@ -95,10 +105,16 @@ process.once('exit', () => {
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'idstitch-redis-'));
-  let child = await launch(port, dir, options.aof ?? false);
+  let child = await launch(port, dir, options);
   running.add(child);
   // The test's client must not hide an outage from the code under test; it only inspects.
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: false, maxRetriesPerRequest: null });
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: false,
+    maxRetriesPerRequest: null,
+    ...(options.password !== undefined ? { password: options.password } : {}),
+  });
   client.on('error', () => {});
   let up = true;
   const kill = async (signal: NodeJS.Signals) => {
@@ -113,15 +129,23 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     client,
     crash: () => kill('SIGKILL'),
     async restart() {
-      child = await launch(port, dir, options.aof ?? false);
+      child = await launch(port, dir, options);
       running.add(child);
       up = true;
     },
+    pause() {
+      child.kill('SIGSTOP');
+    },
+    resume() {
+      child.kill('SIGCONT');
+    },
     async ensureRunning() {
       if (!up) await server.restart();
+      child.kill('SIGCONT');
     },
     async stop() {
       client.disconnect();
+      child.kill('SIGCONT');
       await kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,14 +1,18 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_LOCAL_PATH } from '../local/local-sink.js';
-import { formatReportJson, formatReportText, reportFromFile } from '../local/report.js';
-import type { IdMergeMode } from '../local/resolver.js';
+import { DEFAULT_LOCAL_PATH } from '@idstitch/core';
+import { startInspector } from '../inspect/server.js';
+import { localFileSource } from '../inspect/source.js';
+import { formatReportJson, formatReportText, reportFromFile } from '../report.js';
+import type { IdMergeMode } from '../resolver.js';
 
 /** Where the CLI prints, and what relative paths resolve against. Tests swap these; the defaults are the process's. */
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   cwd: string;
+  /** Ends `idstitch inspect`. Default: SIGINT or SIGTERM. */
+  stop: AbortSignal;
 }
 
 const HELP = `Usage: idstitch <command> [options]
@@ -18,14 +22,23 @@ Commands:
                        per user, the guides' event table, then the clusters and QA findings.
                        file defaults to ${DEFAULT_LOCAL_PATH} (where LocalSink writes).
 
+  inspect [file]       Serve the inspector page: the identity graph, a timeline per person and the QA
+                       findings, updated live while the app appends to the file (same default file).
+
 Options for report:
   --json               Print the report as JSON instead of tables.
   --mode <api>         ID Merge API to resolve with: simplified or original (default: guessed from the events).
   --fail-on-findings   Exit with 1 when the QA finds anything (for CI).
 
+Options for inspect:
+  --port <n>           Port to listen on (default 4747; 0 picks a free one).
+  --host <address>     Interface to listen on (default 127.0.0.1). Another address needs --token.
+  --token <secret>     Require this secret (open the page once with ?token=<secret>).
+  --mode <api>         As for report.
+
   -h, --help           Show this help.
 
-Exit codes: 0 done, 1 file missing or unreadable (or findings with --fail-on-findings), 2 bad usage.
+Exit codes: 0 done, 1 file missing or unreadable (or findings with --fail-on-findings; inspect: cannot\nlisten), 2 bad usage.
 `;
 
 interface ReportArgs {
@@ -63,6 +76,84 @@ function parseReportArgs(args: readonly string[]): ReportArgs | string {
   return parsed;
 }
 
+interface InspectArgs {
+  file: string;
+  mode: IdMergeMode | undefined;
+  port: number;
+  host: string;
+  token: string | undefined;
+}
+
+function parseInspectArgs(args: readonly string[]): InspectArgs | string {
+  const parsed: InspectArgs = {
+    file: DEFAULT_LOCAL_PATH,
+    mode: undefined,
+    port: 4747,
+    host: '127.0.0.1',
+    token: process.env.IDSTITCH_INSPECTOR_TOKEN || undefined,
+  };
+  let fileGiven = false;
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    const option = /^(--[a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (option && ['--mode', '--port', '--host', '--token'].includes(option[1]!)) {
+      const name = option[1]!;
+      const value = option[2] ?? args[++i];
+      if (value === undefined || value === '') return `${name} needs a value`;
+      if (name === '--mode') {
+        if (value !== 'simplified' && value !== 'original') {
+          return `--mode must be simplified or original, got "${value}"`;
+        }
+        parsed.mode = value;
+      } else if (name === '--port') {
+        const port = Number(value);
+        if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+          return `--port must be a port number (0-65535), got "${value}"`;
+        }
+        parsed.port = port;
+      } else if (name === '--host') parsed.host = value;
+      else parsed.token = value;
+    } else if (arg.startsWith('-') && arg !== '-') return `unknown option ${arg}`;
+    else if (fileGiven) return `inspect takes one file, got "${parsed.file}" and "${arg}"`;
+    else {
+      parsed.file = arg;
+      fileGiven = true;
+    }
+  }
+  return parsed;
+}
+
+function untilSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return controller.signal;
+}
+
+async function runInspect(args: InspectArgs, io: CliIo): Promise<number> {
+  const path = resolve(io.cwd, args.file);
+  let running: Awaited<ReturnType<typeof startInspector>>;
+  try {
+    running = await startInspector({
+      source: localFileSource(path, args.mode === undefined ? {} : { mode: args.mode }),
+      port: args.port,
+      host: args.host,
+      ...(args.token === undefined ? {} : { token: args.token }),
+    });
+  } catch (error) {
+    io.stderr(
+      `idstitch: cannot start the inspector: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return 1;
+  }
+  io.stdout(`idstitch inspector: ${running.url}\n  reading ${path} (updates live; Ctrl-C stops)\n`);
+  const stop = io.stop; // read once: the default makes a signal that listens for SIGINT/SIGTERM
+  if (!stop.aborted) await new Promise((stopped) => stop.addEventListener('abort', stopped, { once: true }));
+  await running.close();
+  return 0;
+}
+
 async function runReport(args: ReportArgs, io: CliIo): Promise<number> {
   const path = resolve(io.cwd, args.file);
   let report: Awaited<ReturnType<typeof reportFromFile>>;
@@ -92,6 +183,10 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     stdout: io.stdout ?? ((text) => process.stdout.write(text)),
     stderr: io.stderr ?? ((text) => process.stderr.write(text)),
     cwd: io.cwd ?? process.cwd(),
+    // Only `inspect` waits for a signal; the default listens for SIGINT/SIGTERM only when read.
+    get stop() {
+      return io.stop ?? untilSignal();
+    },
   };
   if (argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') {
     out.stdout(HELP);
@@ -101,6 +196,14 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   if (command === undefined) {
     out.stderr(HELP);
     return 2;
+  }
+  if (command === 'inspect') {
+    const args = parseInspectArgs(rest);
+    if (typeof args === 'string') {
+      out.stderr(`idstitch: ${args}.\nRun idstitch --help for usage.\n`);
+      return 2;
+    }
+    return runInspect(args, out);
   }
   if (command !== 'report') {
     out.stderr(`idstitch: unknown command "${command}".\n\n${HELP}`);
@@ -115,7 +218,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
 }
 
 /**
- * True when this module is the program being run (`tsx packages/core/src/cli/main.ts`, `node dist/esm/cli/main.js`)
+ * True when this module is the program being run (`tsx packages/inspector/src/cli/main.ts`, `node dist/esm/cli/main.js`)
  * rather than imported, e.g. by the published bin, which calls `main` itself. Decided from the entry path
  * because `import.meta` does not compile in this package's CommonJS build.
  */

@@ -1,8 +1,11 @@
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OutgoingMessage } from '@idstitch/core';
+import { LocalSink, parseNdjson } from '@idstitch/core';
 import { describe, expect, it } from 'vitest';
-import type { OutgoingMessage } from '../messages/types.js';
 import { guideTableMessages, SIMPLIFIED_GUIDE_TABLES } from './guide-tables.js';
-import { parseNdjson } from './ndjson.js';
-import { buildReport, formatReportJson, formatReportText } from './report.js';
+import { buildReport, formatReportJson, formatReportText, reportFromSink } from './report.js';
 
 const D1 = '9b2f3c1e-5d4a-4b6c-8e7f-0a1b2c3d4e5f';
 const D2 = 'c4d5e6f7-0a1b-4c2d-9e3f-4a5b6c7d8e9f';
@@ -156,5 +159,42 @@ describe('formatReportJson', () => {
   it('round-trips the whole report', () => {
     const report = buildReport(guideTableMessages(multipleUsers, IDS), { mode: 'simplified' });
     expect(JSON.parse(formatReportJson(report))).toEqual(report);
+  });
+});
+
+describe('reportFromSink', () => {
+  const DEVICE = '9b2f3c1e-5d4a-4b6c-8e7f-0a1b2c3d4e5f';
+  const track = (n: number, userId?: string): OutgoingMessage => ({
+    kind: 'event',
+    payload: {
+      event: `Event ${n}`,
+      properties: {
+        distinct_id: userId ?? `$device:${DEVICE}`,
+        time: 1_700_000_000_000 + n,
+        $insert_id: `insert-${n}`,
+        $device_id: DEVICE,
+        ...(userId === undefined ? {} : { $user_id: userId }),
+      },
+    },
+  });
+
+  it("flushes the sink and reports its whole file with the sink's own mode, earlier runs included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idstitch-report-'));
+    try {
+      const path = join(dir, 'events.ndjson');
+      appendFileSync(path, `${JSON.stringify(track(1))}\n`);
+      const sink = new LocalSink({ path, mode: 'simplified' });
+      sink.write(track(2, 'user-7'));
+      const report = await reportFromSink(sink);
+      expect([report.mode, report.modeInferred, report.source]).toEqual(['simplified', false, sink.path]);
+      expect(report.timelines).toHaveLength(1);
+      expect(report.timelines[0]!.rows.map((r) => [r.line, r.resolved, r.retroactive])).toEqual([
+        [1, 'user-7', true],
+        [2, 'user-7', false],
+      ]);
+      await sink.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

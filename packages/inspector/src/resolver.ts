@@ -1,6 +1,5 @@
-import { isUuidV4 } from '../identity/ids.js';
-import type { JsonValue, OutgoingMessage, ProfileUpdate, Properties } from '../messages/types.js';
-import type { IdMergeMode } from '../options.js';
+import type { IdMergeMode, JsonValue, OutgoingMessage, ProfileUpdate, Properties } from '@idstitch/core';
+import { isUuidV4 } from '@idstitch/core';
 
 export type { IdMergeMode };
 

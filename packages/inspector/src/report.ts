@@ -1,10 +1,14 @@
-import { PROFILE_OPERATIONS } from '../messages/limits.js';
-import type { OutgoingMessage } from '../messages/types.js';
-import type { UnreadableLine } from './ndjson.js';
-import { readNdjsonFile } from './ndjson.js';
+import type { LocalSink, OutgoingMessage, UnreadableLine } from '@idstitch/core';
+import { PROFILE_OPERATIONS, readNdjsonFile } from '@idstitch/core';
 import type { QaFinding } from './qa.js';
 import { findIdentityIssues } from './qa.js';
-import type { IdentityOperation, IdMergeMode, ResolvedEvent, ResolvedProfile } from './resolver.js';
+import type {
+  IdentityOperation,
+  IdMergeMode,
+  Resolution,
+  ResolvedEvent,
+  ResolvedProfile,
+} from './resolver.js';
 import { DEVICE_PREFIX, inferIdMergeMode, resolveIdentities } from './resolver.js';
 
 export interface ReportOptions {
@@ -111,7 +115,8 @@ function bare(id: string): string {
   return id.startsWith(DEVICE_PREFIX) ? id.slice(DEVICE_PREFIX.length) : id;
 }
 
-function operationNote(op: IdentityOperation): string {
+/** One line saying what an identity operation did, as the report notes it (`links D1 ⇒ U1`, `not linked: …`). */
+export function describeOperation(op: IdentityOperation): string {
   const [a, b] = op.ids;
   if (op.outcome === 'merged') {
     switch (op.kind) {
@@ -143,7 +148,7 @@ function operationNote(op: IdentityOperation): string {
 function rowNotes(event: ResolvedEvent, mode: IdMergeMode): string[] {
   const notes: string[] = [];
   if (event.retroactive) notes.push('retroactively updated');
-  if (event.operation) notes.push(operationNote(event.operation));
+  if (event.operation) notes.push(describeOperation(event.operation));
   if (mode === 'simplified' && event.distinctIdSent !== null && event.distinctIdSent !== event.distinctId) {
     notes.push(`sent distinct_id ignored for ${event.distinctId}`);
   }
@@ -193,6 +198,19 @@ export function buildReport(
     mode,
     ...(options.clusterLimit === undefined ? {} : { clusterLimit: options.clusterLimit }),
   });
+  return reportFromResolution(messages, resolution, options);
+}
+
+/**
+ * {@link buildReport} for messages already resolved (the inspector resolves once and uses both). The mode is
+ * the resolution's; `modeInferred` is true when `options.mode` is absent.
+ */
+export function reportFromResolution(
+  messages: readonly OutgoingMessage[],
+  resolution: Resolution,
+  options: ReportOptions = {},
+): IdentityReport {
+  const mode = resolution.mode;
   const lineOf = (index: number): number | null => options.lineNumbers?.[index] ?? null;
   const eventsByIndex = new Map(resolution.events.map((event) => [event.index, event]));
   const profilesByKey = new Map(resolution.profiles.map((profile) => [profile.key, profile]));
@@ -270,6 +288,18 @@ export async function reportFromFile(
 ): Promise<IdentityReport> {
   const { messages, lineNumbers, unreadable } = await readNdjsonFile(path);
   return buildReport(messages, { ...options, source: path, lineNumbers, unreadable });
+}
+
+/**
+ * Flushes a LocalSink, then resolves its whole file (earlier runs included) with the sink's own `mode`.
+ * Replaces `LocalSink.report()`, which moved here with the resolver.
+ */
+export async function reportFromSink(
+  sink: Pick<LocalSink, 'read' | 'mode' | 'path'>,
+  options: Pick<ReportOptions, 'clusterLimit'> = {},
+): Promise<IdentityReport> {
+  const { messages, lineNumbers, unreadable } = await sink.read();
+  return buildReport(messages, { ...options, mode: sink.mode, source: sink.path, lineNumbers, unreadable });
 }
 
 function plural(count: number, noun: string): string {

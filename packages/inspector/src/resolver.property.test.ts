@@ -1,6 +1,6 @@
+import type { OutgoingMessage } from '@idstitch/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { OutgoingMessage } from '../messages/types.js';
 import { resolveIdentities } from './resolver.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { OutgoingMessage } from '../messages/types.js';
+import type { OutgoingMessage } from '@idstitch/core';
 import type { TimelineRow } from './report.js';
 import { resolvedCell } from './report.js';
 

@@ -1,5 +1,5 @@
+import type { OutgoingMessage } from '@idstitch/core';
 import { describe, expect, it } from 'vitest';
-import type { OutgoingMessage } from '../messages/types.js';
 import type { QaFinding } from './qa.js';
 import { findIdentityIssues } from './qa.js';
 import type { IdMergeMode } from './resolver.js';

@@ -152,7 +152,7 @@ describe('running the source file directly (pnpm idstitch report)', () => {
     'dist',
     'cli.mjs',
   );
-  const entry = join(root, 'packages/core/src/cli/main.ts');
+  const entry = join(root, 'packages/inspector/src/cli/main.ts');
 
   it('runs main and sets the exit code', () => {
     const ok = spawnSync(

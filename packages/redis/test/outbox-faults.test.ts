@@ -1,0 +1,162 @@
+// Redis faults the outbox must survive on its own: Redis full under `noeviction`, and a stalled Redis
+// (SIGSTOP) whose timed-out commands still run when it wakes up.
+import type { MixpanelEvent } from '@idstitch/core';
+import { type FakeMixpanel, startFakeMixpanel } from '@idstitch/fake-mixpanel';
+import { eventMessage, profileMessage } from '@idstitch/fake-mixpanel/helpers';
+import { OutboxWorker, RedisOutbox, type RedisOutboxOptions } from '@idstitch/redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedisServer, until } from './helpers/redis-server.js';
+import { API_SECRET, errorLog, fastMixpanel, pendingCount, TOKEN } from './helpers/setup.js';
+
+const STREAM = 'idstitch:outbox';
+let fake: FakeMixpanel;
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  fake = await startFakeMixpanel({ token: TOKEN, apiSecret: API_SECRET });
+});
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()));
+  fake.clear();
+});
+afterAll(() => fake.close());
+
+function createOutbox(redis: RedisServer, options: Partial<RedisOutboxOptions> = {}) {
+  const log = errorLog();
+  const outbox = new RedisOutbox({
+    redis: redis.url,
+    mixpanel: fastMixpanel(fake),
+    worker: { blockMs: 100 },
+    onError: log.onError,
+    ...options,
+  });
+  closers.push(() => outbox.close(0));
+  return { outbox, ...log };
+}
+
+/** An event of about 10 KB (40 properties at the 255-character limit), to fill Redis quickly. */
+function bigEvent(i: number) {
+  const properties: Record<string, string> = {};
+  for (let p = 0; p < 40; p += 1) properties[`p${p}`] = `${i}-${p}-`.padEnd(250, 'x');
+  return eventMessage('Big', properties);
+}
+
+describe('outbox with Redis at maxmemory and noeviction (the recommended policy)', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedisServer({ args: ['--maxmemory', '16mb', '--maxmemory-policy', 'noeviction'] });
+  });
+  afterAll(() => redis.stop());
+
+  it('a worker started while Redis is full delivers everything, and appending resumes by itself', async () => {
+    // No worker yet: the stream grows until Redis refuses appends (OOM).
+    const { outbox, errors } = createOutbox(redis, {
+      worker: false,
+      flushTimeoutMs: 200,
+      appendBatchSize: 50,
+      maxBufferedMessages: 100_000,
+      maxBufferedBytes: 256 * 1024 * 1024,
+    });
+    const written: string[] = [];
+    const write = (count: number) => {
+      for (let i = 0; i < count; i += 1) {
+        const event = bigEvent(written.length);
+        written.push((event.payload as MixpanelEvent).properties.$insert_id as string);
+        outbox.write(event);
+      }
+    };
+    const full = () =>
+      redis.client.set('probe', 'x').then(
+        () => false,
+        (error: Error) => /OOM/.test(error.message),
+      );
+    for (let round = 0; round < 200 && !outbox.stats().redisDown; round += 1) {
+      write(50);
+      await outbox.flush();
+    }
+    // Other data tops Redis up to maxmemory, so it stays full until something is deleted.
+    for (let i = 0; !(await full()); i += 1)
+      await redis.client.set(`other:${i}`, 'x'.repeat(1024)).catch(() => {});
+    expect(await full()).toBe(true);
+    write(20);
+    await until(() => outbox.stats().redisDown, 'appends to be refused');
+    const down = errors.find((error) => error.details.state === 'down');
+    expect(down?.details.fault).toBe('oom');
+    expect(down?.message).toContain(`Redis at ${redis.url} is out of memory (OOM`);
+    expect(outbox.stats().buffered).toBeGreaterThan(0);
+
+    const log = errorLog();
+    const worker = new OutboxWorker({
+      redis: redis.url,
+      mixpanel: fastMixpanel(fake),
+      blockMs: 100,
+      onError: log.onError,
+    }).start();
+    closers.push(() => worker.close(0));
+
+    // Delivery frees memory (XACK + XDEL), the producer's buffered messages get appended, and
+    // everything reaches Mixpanel exactly once, with no help.
+    await until(
+      async () => fake.events.length >= written.length && (await redis.client.xlen(STREAM)) === 0,
+      'every message delivered',
+      60_000,
+    );
+    expect(fake.events).toHaveLength(written.length);
+    expect(fake.insertIds()).toEqual(new Set(written));
+    expect(outbox.stats()).toMatchObject({ buffered: 0, appended: written.length, redisDown: false });
+    expect(errors.filter((error) => error.details.state === 'recovered')).toHaveLength(1);
+    expect(await pendingCount(redis.client, STREAM)).toBe(0);
+  });
+});
+
+describe('outbox with a stalled Redis (SIGSTOP)', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+  });
+  afterEach(async () => {
+    redis.resume();
+    await redis.client.flushall();
+  });
+  afterAll(() => redis.stop());
+
+  it('applies each $add and trackCharge exactly once although timed-out appends ran on resume', async () => {
+    const { outbox, errors } = createOutbox(redis, {
+      commandTimeoutMs: 200,
+      worker: { blockMs: 100, commandTimeoutMs: 200, claimIdleMs: 1000, claimIntervalMs: 100 },
+    });
+    const add = () => profileMessage({ $distinct_id: 'user-1', $add: { logins: 1 } });
+    const charge = (amount: number) =>
+      profileMessage({ $distinct_id: 'user-1', $append: { $transactions: { $amount: amount } } });
+
+    for (let i = 0; i < 5; i += 1) outbox.write(add());
+    await outbox.flush();
+    expect(fake.profileState('user-1')).toMatchObject({ logins: 5 });
+
+    // Appends are on their way when Redis stalls: each times out, is retried, and every attempt runs
+    // once Redis wakes up.
+    for (let i = 0; i < 10; i += 1) outbox.write(add());
+    outbox.write(charge(42));
+    redis.pause();
+    await until(() => outbox.stats().redisDown, 'the appends to time out');
+    for (let i = 0; i < 5; i += 1) outbox.write(add());
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    redis.resume();
+
+    await until(
+      async () =>
+        outbox.stats().buffered === 0 &&
+        (await redis.client.xlen(STREAM)) === 0 &&
+        fake.profileState('user-1')?.logins === 20,
+      'delivery after the stall',
+      30_000,
+    );
+    // Let anything appended twice surface before counting.
+    await outbox.flush();
+    const state = fake.profileState('user-1');
+    expect(state?.logins).toBe(20);
+    expect(state?.$transactions).toEqual([{ $amount: 42 }]);
+    expect(outbox.stats()).toMatchObject({ appended: 21, buffered: 0, droppedTotal: 0 });
+    expect(errors.find((error) => error.details.state === 'down')?.message).toContain('no answer in time');
+  });
+});
