@@ -10,6 +10,8 @@ export async function buildApp(framework: string, variant: string, ingestPort: n
       return (await import('../overhead/koa-app.js')).koaApp(variant as Variant, ingestPort);
     case 'nest':
       return (await import('../overhead/nest-app.js')).nestApp(variant as Variant, ingestPort);
+    case 'fastify':
+      return (await import('../overhead/fastify-app.js')).fastifyApp(variant as Variant, ingestPort);
     default:
       throw new Error(`unknown framework ${framework}`);
   }

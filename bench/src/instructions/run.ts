@@ -68,7 +68,12 @@ export function instructionCases(frameworks: readonly Framework[], quick: boolea
   const cases: InstructionCase[] = [{ kind: 'client' }];
   for (const part of FLOOR_PARTS) cases.push({ kind: 'floor', part });
   for (const framework of frameworks) {
-    const peers = framework === 'express' ? ['handwritten', 'posthog', 'segment'] : ['handwritten'];
+    const peers =
+      framework === 'express'
+        ? ['handwritten', 'posthog', 'segment']
+        : framework === 'fastify'
+          ? []
+          : ['handwritten'];
     // Bare serves the same bytes to both kinds of visitor: counted once, as a returning visitor.
     cases.push({ kind: 'app', framework, variant: 'bare', visitor: 'returning' });
     for (const visitor of VISITORS) cases.push({ kind: 'app', framework, variant: 'idstitch', visitor });

@@ -51,7 +51,9 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
           return request.secure;
         },
         path: request.originalUrl ?? request.url,
-        host: request.host,
+        get host() {
+          return request.host;
+        },
       });
       attachTracker(request, scope.tracker);
     } catch (error) {

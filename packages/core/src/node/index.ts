@@ -46,8 +46,10 @@ export function nodeRequestPort<Req extends NodeRequestLike>(
     get secure() {
       return facts.secure;
     },
+    get host() {
+      return facts.host;
+    },
     path: facts.path,
-    host: facts.host,
   };
 }
 
