@@ -2,6 +2,8 @@
 import type { BenchConfig } from './config.js';
 import { MIN_DELIVERED_FOR_TARGETS, PEER_LABELS, type Peer } from './delivery/peers.js';
 import type { DeliveryResult, DeliverySummary } from './delivery/run.js';
+import { instructionTables, instructionTargets } from './instructions/report.js';
+import type { InstructionResult } from './instructions/run.js';
 import { cell, fmt, ratio, type Summary, spreadCell } from './lib/stats.js';
 import type { LoadSnapshot, MachineInfo } from './machine.js';
 import type { MicroResult } from './micro/run.js';
@@ -19,6 +21,7 @@ export interface BenchResults {
   delivery?: DeliveryResult;
   stall?: StallResult;
   micro?: MicroResult;
+  instructions?: InstructionResult;
   targets: Target[];
   profiles: Array<{ target: string; markdown: string }>;
   notes: string[];
@@ -46,8 +49,10 @@ export function bestPeer(delivery: DeliveryResult): DeliverySummary | undefined 
     .sort((a, b) => b.eventsPerCpuSecond.median - a.eventsPerCpuSecond.median)[0];
 }
 
-export function computeTargets(results: Pick<BenchResults, 'overhead' | 'delivery' | 'stall'>): Target[] {
-  const targets: Target[] = [];
+export function computeTargets(
+  results: Pick<BenchResults, 'overhead' | 'delivery' | 'stall' | 'instructions'>,
+): Target[] {
+  const targets: Target[] = [...instructionTargets(results.instructions)];
   const { overhead, delivery, stall } = results;
   const goals: Array<[Framework, number]> = [
     ['express', 0.93],
@@ -396,6 +401,14 @@ export function renderMarkdown(results: BenchResults): string {
     ...loadLines.map((line) => `  ${line}`),
     '',
   ];
+  if (results.instructions) {
+    sections.push(
+      '## 0. Instructions per request (callgrind)',
+      '',
+      instructionTables(results.instructions),
+      '',
+    );
+  }
   if (results.overhead) {
     sections.push(
       '## 1. Request overhead',

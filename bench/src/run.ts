@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--quick] [--rounds N] [--only overhead,delivery,stall,micro] [--frameworks express,koa,nest]
+ * `pnpm bench [--quick] [--rounds N] [--only instructions,overhead,delivery,stall,micro] [--frameworks express,koa,nest]
  * [--no-profile] [--note "text"]`
  *
  * Runs every scenario, each SDK or server in a process of its own, and writes RESULTS.md and results.json:
@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type BenchConfig, configFor } from './config.js';
 import { runDelivery } from './delivery/run.js';
+import { runInstructions } from './instructions/run.js';
 import { DIST, PINNING } from './lib/child.js';
 import { log } from './lib/log.js';
 import { loadSnapshot, machineInfo } from './machine.js';
@@ -23,7 +24,7 @@ import { profileDelivery, profileOverhead, profileStall } from './profiles.js';
 import { type BenchResults, computeTargets, renderMarkdown } from './report.js';
 import { runStall } from './stall/run.js';
 
-const SCENARIOS = ['overhead', 'delivery', 'stall', 'micro'] as const;
+const SCENARIOS = ['instructions', 'overhead', 'delivery', 'stall', 'micro'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -44,7 +45,10 @@ const config: BenchConfig = configFor(values.quick === true, {
   rounds: values.rounds === undefined ? undefined : Number(values.rounds),
 });
 if (values['no-profile']) config.profile = false;
-const only = new Set((values.only?.split(',') ?? SCENARIOS) as Scenario[]);
+// The quick run (CI) counts instructions only: a few seconds of req/s on a shared runner mean nothing.
+const only = new Set(
+  (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS)) as Scenario[],
+);
 const frameworks = (values.frameworks?.split(',') ?? FRAMEWORKS) as Framework[];
 const outDir = values.out ?? (config.quick ? join(BENCH, 'results', 'quick') : BENCH);
 const profileRoot = join(BENCH, 'results', 'profiles');
@@ -81,6 +85,7 @@ async function scenario<T>(name: Scenario, run: () => Promise<T>): Promise<T | u
 }
 
 log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir}`);
+results.instructions = await scenario('instructions', () => runInstructions(config, frameworks));
 results.overhead = await scenario('overhead', () => runOverhead(config, frameworks));
 results.delivery = await scenario('delivery', () => runDelivery(config));
 results.stall = await scenario('stall', () => runStall(config));

@@ -1,6 +1,9 @@
 import type { Server } from 'node:http';
 import { MixpanelSink, type Sink } from '@idstitch/core';
+import { Analytics } from '@segment/analytics-node';
 import Mixpanel from 'mixpanel';
+import { PostHog } from 'posthog-node';
+import { v4 as uuidv4 } from 'uuid';
 import { API_SECRET, COOKIE_SECRET, TOKEN } from '../lib/fixtures.js';
 
 /** What an app of the overhead scenario gives the server harness. */
@@ -8,6 +11,8 @@ export interface App {
   server: Server;
   /** Delivers what is left and reports the SDK's own counters. */
   close(): Promise<Record<string, unknown>>;
+  /** Resolves once everything tracked so far has been delivered (the SDK stays open). */
+  flush(): Promise<void>;
 }
 
 export const HELLO = 'hello world';
@@ -71,6 +76,69 @@ export function officialMixpanel(ingestPort: number) {
     async close(): Promise<Record<string, unknown>> {
       if (outstanding > 0) await new Promise<void>((resolve) => (idle = resolve));
       return { sent, failed };
+    },
+    async flush(): Promise<void> {
+      if (outstanding > 0) await new Promise<void>((resolve) => (idle = resolve));
+    },
+  };
+}
+
+/** The identity recipe of the hand-written variants: a device-ID cookie through cookie-parser, a UUID when missing. */
+export function deviceIdCookie(
+  req: { cookies?: Record<string, unknown> },
+  res: { cookie(name: string, value: string, options: Record<string, unknown>): unknown },
+): string {
+  let deviceId = req.cookies?.device_id as string | undefined;
+  if (!deviceId) {
+    deviceId = uuidv4();
+    res.cookie('device_id', deviceId, { maxAge: 365 * 24 * 3600 * 1000, httpOnly: true, sameSite: 'lax' });
+  }
+  return deviceId;
+}
+
+/** posthog-node as a server app would use it: `capture()` per request, batched by the SDK, to the ingest server. */
+export function posthogClient(ingestPort: number) {
+  const client = new PostHog(TOKEN, { host: `${scheme}://127.0.0.1:${ingestPort}`, flushAt: 100 });
+  let failed = 0;
+  client.on('error', () => {
+    failed += 1;
+  });
+  return {
+    track(distinctId: string, event: string, properties: Record<string, unknown>): void {
+      client.capture({ distinctId, event, properties });
+    },
+    flush: () => client.flush(),
+    async close(): Promise<Record<string, unknown>> {
+      await client.shutdown(30_000);
+      return { failed };
+    },
+  };
+}
+
+/** @segment/analytics-node with its defaults: `track()` per request, batched by the SDK. */
+export function segmentClient(ingestPort: number) {
+  const client = new Analytics({
+    writeKey: TOKEN,
+    host: `${scheme}://127.0.0.1:${ingestPort}`,
+    path: '/v1/batch',
+  });
+  let failed = 0;
+  client.on('error', () => {
+    failed += 1;
+  });
+  return {
+    track(
+      userId: string | undefined,
+      anonymousId: string,
+      event: string,
+      properties: Record<string, unknown>,
+    ): void {
+      client.track(userId ? { userId, anonymousId, event, properties } : { anonymousId, event, properties });
+    },
+    flush: () => client.flush({ timeout: 30_000 }),
+    async close(): Promise<Record<string, unknown>> {
+      await client.closeAndFlush({ timeout: 30_000 });
+      return { failed };
     },
   };
 }

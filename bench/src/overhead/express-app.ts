@@ -5,6 +5,7 @@ import express from 'express';
 import { v4 as uuidv4 } from 'uuid';
 import {
   type App,
+  deviceIdCookie,
   EVENT,
   HELLO,
   idstitchCookie,
@@ -12,6 +13,8 @@ import {
   nullSink,
   officialMixpanel,
   PROPERTIES,
+  posthogClient,
+  segmentClient,
   signedInUser,
 } from './common.js';
 import type { Variant } from './variants.js';
@@ -19,6 +22,7 @@ import type { Variant } from './variants.js';
 export function expressApp(variant: Variant, ingestPort: number): App {
   const app = express();
   let close: () => Promise<Record<string, unknown>> = async () => ({});
+  let flush: () => Promise<void> = async () => {};
 
   if (variant === 'bare') {
     app.get('/', (_req, res) => {
@@ -35,6 +39,7 @@ export function expressApp(variant: Variant, ingestPort: number): App {
       if (variant !== 'idstitch-notrack') req.tracker.track(EVENT, PROPERTIES);
       res.send(HELLO);
     });
+    flush = () => middleware.idstitch.flush();
     close = async () => {
       await middleware.idstitch.close(30_000);
       const sink = middleware.idstitch.options.sink as unknown as { stats(): Record<string, unknown> };
@@ -72,8 +77,27 @@ export function expressApp(variant: Variant, ingestPort: number): App {
       res.send(HELLO);
     });
     close = () => mixpanel.close();
+    flush = () => mixpanel.flush();
+  } else if (variant === 'posthog' || variant === 'segment') {
+    const posthog = variant === 'posthog' ? posthogClient(ingestPort) : undefined;
+    const segment = variant === 'segment' ? segmentClient(ingestPort) : undefined;
+    app.use(cookieParser());
+    app.get('/', (req, res) => {
+      const deviceId = deviceIdCookie(req, res);
+      const userId = signedInUser(req.headers);
+      const properties = { $pathname: req.path, $user_agent: req.get('user-agent'), ...PROPERTIES };
+      if (posthog) posthog.track(userId ?? deviceId, EVENT, { $device_id: deviceId, ...properties });
+      else segment?.track(userId, deviceId, EVENT, properties);
+      res.send(HELLO);
+    });
+    const client = (posthog ?? segment) as {
+      flush(): Promise<void>;
+      close(): Promise<Record<string, unknown>>;
+    };
+    flush = () => client.flush();
+    close = () => client.close();
   } else {
     throw new Error(`express has no variant ${variant}`);
   }
-  return { server: createServer(app), close };
+  return { server: createServer(app), close, flush };
 }

@@ -14,6 +14,7 @@ export async function fastifyApp(variant: Variant, ingestPort: number): Promise<
     serverFactory: (handler) => server.on('request', handler),
   });
   let close: () => Promise<Record<string, unknown>> = async () => ({});
+  let flush: () => Promise<void> = async () => {};
 
   if (variant === 'bare') {
     app.get('/', async () => HELLO);
@@ -27,6 +28,7 @@ export async function fastifyApp(variant: Variant, ingestPort: number): Promise<
       request.tracker.track(EVENT, PROPERTIES);
       return HELLO;
     });
+    flush = () => app.idstitch.flush();
     close = async () => {
       await app.idstitch.close(30_000);
       const sink = app.idstitch.options.sink as unknown as { stats(): Record<string, unknown> };
@@ -36,5 +38,5 @@ export async function fastifyApp(variant: Variant, ingestPort: number): Promise<
     throw new Error(`fastify has no variant ${variant}`);
   }
   await app.ready();
-  return { server, close };
+  return { server, close, flush };
 }

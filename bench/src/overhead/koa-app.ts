@@ -17,6 +17,7 @@ import type { Variant } from './variants.js';
 export function koaApp(variant: Variant, ingestPort: number): App {
   const app = new Koa();
   let close: () => Promise<Record<string, unknown>> = async () => ({});
+  let flush: () => Promise<void> = async () => {};
 
   if (variant === 'bare') {
     app.use((ctx) => {
@@ -33,6 +34,7 @@ export function koaApp(variant: Variant, ingestPort: number): App {
       ctx.state.tracker.track(EVENT, PROPERTIES);
       ctx.body = HELLO;
     });
+    flush = () => middleware.idstitch.flush();
     close = async () => {
       await middleware.idstitch.close(30_000);
       const sink = middleware.idstitch.options.sink as unknown as { stats(): Record<string, unknown> };
@@ -63,8 +65,9 @@ export function koaApp(variant: Variant, ingestPort: number): App {
       ctx.body = HELLO;
     });
     close = () => mixpanel.close();
+    flush = () => mixpanel.flush();
   } else {
     throw new Error(`koa has no variant ${variant}`);
   }
-  return { server: createServer(app.callback()), close };
+  return { server: createServer(app.callback()), close, flush };
 }

@@ -99,7 +99,10 @@ class DeviceIdMiddleware implements NestMiddleware {
   }
 }
 
-function rootModule(variant: Variant, ingestPort: number): { module: DynamicModule; close?: () => unknown } {
+function rootModule(
+  variant: Variant,
+  ingestPort: number,
+): { module: DynamicModule; close?: () => unknown; flush?: () => Promise<void> } {
   @Module({})
   class Root {}
   switch (variant) {
@@ -129,7 +132,7 @@ function rootModule(variant: Variant, ingestPort: number): { module: DynamicModu
                 },
               ],
             };
-      return { module, close: () => sink.stats() };
+      return { module, close: () => sink.stats(), flush: () => sink.flush() };
     }
     case 'handwritten': {
       const mixpanel = officialMixpanel(ingestPort);
@@ -140,6 +143,7 @@ function rootModule(variant: Variant, ingestPort: number): { module: DynamicModu
           providers: [{ provide: MIXPANEL, useValue: mixpanel }],
         },
         close: () => mixpanel.close(),
+        flush: () => mixpanel.flush(),
       };
     }
     default:
@@ -148,7 +152,7 @@ function rootModule(variant: Variant, ingestPort: number): { module: DynamicModu
 }
 
 export async function nestApp(variant: Variant, ingestPort: number): Promise<App> {
-  const { module, close } = rootModule(variant, ingestPort);
+  const { module, close, flush } = rootModule(variant, ingestPort);
   const app = await NestFactory.create(module, new ExpressAdapter(), { logger: false });
   if (variant === 'handwritten') {
     app.use(cookieParser());
@@ -158,6 +162,9 @@ export async function nestApp(variant: Variant, ingestPort: number): Promise<App
   await app.init();
   return {
     server: app.getHttpServer() as Server,
+    flush: async () => {
+      await flush?.();
+    },
     async close() {
       if (variant === 'handwritten') {
         const stats = await (close?.() as Promise<Record<string, unknown>>);

@@ -1,24 +1,14 @@
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { DeviceCookieCodec } from '@idstitch/core';
 import type { BenchConfig } from '../config.js';
 import { Ingest } from '../ingest/client.js';
+import { returningVisitorHeaders } from '../instructions/visitors.js';
 import { Child, DIST } from '../lib/child.js';
-import { COOKIE_SECRET, USER_AGENT } from '../lib/fixtures.js';
 import { log } from '../lib/log.js';
 import { type Summary, summarize } from '../lib/stats.js';
 import { loopbackCertificate } from '../lib/tls.js';
-import {
-  DIAGNOSTIC_VARIANTS,
-  FRAMEWORKS,
-  type Framework,
-  HANDWRITTEN_DEVICE_ID,
-  USER_ID,
-  VARIANTS,
-  type Variant,
-} from './variants.js';
+import { DIAGNOSTIC_VARIANTS, FRAMEWORKS, type Framework, VARIANTS, type Variant } from './variants.js';
 
 const require = createRequire(import.meta.url);
 const AUTOCANNON = require.resolve('autocannon/autocannon.js');
@@ -84,16 +74,7 @@ export interface OverheadResult {
 }
 
 /** The headers of a signed-in, returning visitor: a signed device cookie already linked to the user. */
-export function visitorHeaders(): Record<string, string> {
-  const codec = new DeviceCookieCodec([COOKIE_SECRET]);
-  const deviceId = randomUUID();
-  const cookie = codec.encode({ deviceId, userTag: codec.tagUser(USER_ID, deviceId) });
-  return {
-    cookie: `idstitch_device=${cookie}; device_id=${HANDWRITTEN_DEVICE_ID}`,
-    'x-user-id': USER_ID,
-    'user-agent': USER_AGENT,
-  };
-}
+export const visitorHeaders = returningVisitorHeaders;
 
 /** Runs autocannon in a process of its own and returns its JSON summary. */
 export function autocannon(

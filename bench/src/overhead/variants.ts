@@ -18,7 +18,10 @@ export type Variant =
   | 'idstitch-nullsink'
   /** The idstitch and hand-written variants with the ingest server on HTTPS, as Mixpanel's API is. */
   | 'idstitch-tls'
-  | 'handwritten-tls';
+  | 'handwritten-tls'
+  /** Instruction counts only: the peers' SDKs per request on Express, with the hand-written device cookie. */
+  | 'posthog'
+  | 'segment';
 
 /** Extra Express variants of the full run that split idstitch's cost into middleware, event and delivery. */
 export const DIAGNOSTIC_VARIANTS: Partial<Record<Framework, readonly Variant[]>> = {
@@ -41,6 +44,8 @@ export const VARIANT_LABELS: Record<Framework, Partial<Record<Variant, string>>>
     'idstitch-nullsink': 'diagnostic: idstitch, 1 `track()` into a sink that discards',
     'idstitch-tls': 'idstitch as above, ingest server on HTTPS (as Mixpanel is)',
     'handwritten-tls': 'hand-written as above, ingest server on HTTPS (as Mixpanel is)',
+    posthog: 'cookie-parser + uuid + posthog-node `capture()` per request (batched by the SDK)',
+    segment: 'cookie-parser + uuid + @segment/analytics-node `track()` per request (batched by the SDK)',
   },
   koa: {
     bare: 'bare Koa (baseline)',

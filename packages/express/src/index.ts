@@ -43,12 +43,19 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
   ): void {
     try {
       const scope = handleNodeRequest(engine, request, response, {
-        ip: request.ip,
-        secure: request.secure,
+        // Express computes these on every read (trust proxy, X-Forwarded-*): read only when identity needs them.
+        get ip() {
+          return request.ip;
+        },
+        get secure() {
+          return request.secure;
+        },
         path: request.originalUrl ?? request.url,
-        host: request.host,
+        get host() {
+          return request.host;
+        },
       });
-      request.tracker = scope.tracker;
+      attachTracker(request, scope.tracker);
     } catch (error) {
       engine.options.logger.error(
         `idstitch: request not tracked: ${error instanceof Error ? error.message : String(error)}`,
@@ -59,9 +66,48 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
   return Object.assign(middleware, { idstitch: engine });
 }
 
+/**
+ * Trackers by request, shared by every copy of this module (CJS and ESM) through a global slot. `req.tracker` is
+ * an accessor on the app's request prototype that reads this map, installed once per prototype: adding an own
+ * property to every `req` changes its hidden class on each request, which costs more than the map.
+ */
+const TRACKERS_SLOT = Symbol.for('idstitch.express.trackers');
+const slots = globalThis as { [TRACKERS_SLOT]?: WeakMap<object, Tracker> };
+const trackers = slots[TRACKERS_SLOT] ?? new WeakMap<object, Tracker>();
+slots[TRACKERS_SLOT] = trackers;
+
+/** The prototype the accessor was last checked on (one per Express app): the common case costs one comparison. */
+let lastPrototype: object | undefined;
+
+function attachTracker(request: Request, tracker: Tracker): void {
+  trackers.set(request, tracker);
+  const prototype = Object.getPrototypeOf(request) as object | null;
+  if (prototype === null || Object.hasOwn(request, 'tracker')) {
+    (request as { tracker: Tracker }).tracker = tracker;
+    return;
+  }
+  if (prototype === lastPrototype) return;
+  lastPrototype = prototype;
+  if (Object.getOwnPropertyDescriptor(prototype, 'tracker')?.get === readTracker) return;
+  Object.defineProperty(prototype, 'tracker', {
+    configurable: true,
+    enumerable: false,
+    get: readTracker,
+    set: writeTracker,
+  });
+}
+
+function readTracker(this: object): Tracker | undefined {
+  return trackers.get(this);
+}
+
+function writeTracker(this: object, tracker: Tracker): void {
+  trackers.set(this, tracker);
+}
+
 /** The request's tracker; throws when the idstitch middleware did not run for this request. */
 export function getTracker(request: Request): Tracker {
-  const tracker = request.tracker;
+  const tracker = trackers.get(request) ?? request.tracker;
   if (!tracker)
     throw new Error(
       'idstitch: no tracker on this request. Mount `app.use(idstitch(options))` before your routes.',
@@ -71,7 +117,7 @@ export function getTracker(request: Request): Tracker {
 
 /** The request's tracker, or undefined when the idstitch middleware did not run for this request. */
 export function tryGetTracker(request: Request): Tracker | undefined {
-  return request.tracker;
+  return trackers.get(request) ?? request.tracker;
 }
 
 export type { Tracker } from '@idstitch/core';

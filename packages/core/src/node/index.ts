@@ -38,10 +38,18 @@ export function nodeRequestPort<Req extends NodeRequestLike>(
       const value = request.headers[name];
       return Array.isArray(value) ? value[0] : value;
     },
-    ip: facts.ip,
-    secure: facts.secure,
+    // Read through, not copied: an adapter may pass getters (Express's `req.ip` and `req.secure` parse
+    // X-Forwarded-* under trust proxy), and the core reads them only when a decision needs them.
+    get ip() {
+      return facts.ip;
+    },
+    get secure() {
+      return facts.secure;
+    },
+    get host() {
+      return facts.host;
+    },
     path: facts.path,
-    host: facts.host,
   };
 }
 

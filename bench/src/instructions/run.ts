@@ -1,0 +1,254 @@
+/**
+ * Instructions per request, counted by callgrind (user space, every thread of the process: V8's, libuv's gzip
+ * workers). Each case runs once per round in a process of its own under `valgrind --tool=callgrind`; the process
+ * drives itself (target.ts) and callgrind dumps at its phase boundaries, so the figure is (instructions of 2n
+ * units − instructions of n units) / n: start-up, warm-up and any fixed cost per phase cancel out. Hardware
+ * counters (`perf stat -e instructions`) are not used: they are missing in most VMs and CI runners, and they
+ * would count the load generator's and the kernel's work differently on each machine.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { BenchConfig } from '../config.js';
+import { Ingest } from '../ingest/client.js';
+import { DIST } from '../lib/child.js';
+import { log } from '../lib/log.js';
+import { type Summary, summarize } from '../lib/stats.js';
+import type { Framework } from '../overhead/variants.js';
+import { FLOOR_PARTS, FLOOR_SUM, type FloorPart } from './floor.js';
+import { VISITORS, type Visitor } from './visitors.js';
+
+/** One measured process: an app with a visitor kind, a part of the floor, or the loopback client alone. */
+export type InstructionCase =
+  | { kind: 'app'; framework: Framework; variant: string; visitor: Visitor }
+  | { kind: 'floor'; part: FloorPart }
+  | { kind: 'client' };
+
+export interface InstructionRun {
+  key: string;
+  round: number;
+  /** Instructions per unit (request, or one floor part). */
+  perUnit: number;
+  /** Instructions of the n-unit and 2n-unit phases, and of start-up + warm-up, as counted. */
+  phases: [number, number, number];
+  report: Record<string, unknown>;
+  seconds: number;
+}
+
+export interface InstructionRow {
+  key: string;
+  case: InstructionCase;
+  perUnit: Summary;
+}
+
+export interface InstructionResult {
+  tool: string;
+  warmup: number;
+  n: number;
+  rounds: number;
+  seconds: number;
+  runs: InstructionRun[];
+  rows: InstructionRow[];
+  /** Sum of the floor parts ({@link FLOOR_SUM}), median. */
+  floor: number;
+  /** Why the scenario did not run (no valgrind), when it did not. */
+  skipped?: string;
+}
+
+export function caseKey(c: InstructionCase): string {
+  if (c.kind === 'app') return `${c.framework}/${c.variant}/${c.visitor}`;
+  if (c.kind === 'floor') return `floor/${c.part}`;
+  return 'client';
+}
+
+/** The cases of a run, in table order. The quick run keeps every framework and both visitor kinds. */
+export function instructionCases(frameworks: readonly Framework[], quick: boolean): InstructionCase[] {
+  const cases: InstructionCase[] = [{ kind: 'client' }];
+  for (const part of FLOOR_PARTS) cases.push({ kind: 'floor', part });
+  for (const framework of frameworks) {
+    const peers =
+      framework === 'express'
+        ? ['handwritten', 'posthog', 'segment']
+        : framework === 'fastify'
+          ? []
+          : ['handwritten'];
+    // Bare serves the same bytes to both kinds of visitor: counted once, as a returning visitor.
+    cases.push({ kind: 'app', framework, variant: 'bare', visitor: 'returning' });
+    for (const visitor of VISITORS) cases.push({ kind: 'app', framework, variant: 'idstitch', visitor });
+    // The quick run (CI) keeps the peers on Express only, returning visitors only.
+    if (quick && framework !== 'express') continue;
+    for (const variant of quick ? ['handwritten'] : peers) {
+      for (const visitor of quick ? (['returning'] as const) : VISITORS) {
+        cases.push({ kind: 'app', framework, variant, visitor });
+      }
+    }
+  }
+  return cases;
+}
+
+function valgrindVersion(): string | undefined {
+  try {
+    return execFileSync('valgrind', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function totals(file: string): number {
+  const match = /^totals:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
+  if (!match) throw new Error(`no totals in ${file}`);
+  return Number(match[1]);
+}
+
+function caseArgs(c: InstructionCase, ingestPort: number): string[] {
+  if (c.kind === 'app') return ['app', c.framework, c.variant, c.visitor, String(ingestPort)];
+  if (c.kind === 'floor') return ['floor', c.part];
+  return ['client'];
+}
+
+/** One process under callgrind measuring `cases` one after the other (start-up paid once). */
+async function measureGroup(
+  cases: readonly InstructionCase[],
+  round: number,
+  warmup: number,
+  n: number,
+  ingestPort: number,
+): Promise<InstructionRun[]> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'idstitch-callgrind-'));
+  const out = join(dir, 'callgrind.out');
+  const args: string[] = [];
+  for (const c of cases) args.push(...(args.length ? ['+'] : []), ...caseArgs(c, ingestPort));
+  const started = performance.now();
+  try {
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve, reject) => {
+      const child = spawn(
+        'valgrind',
+        [
+          '--tool=callgrind',
+          '--dump-before=getpriority',
+          `--callgrind-out-file=${out}`,
+          '--dump-line=no',
+          '--compress-strings=yes',
+          process.execPath,
+          '--expose-gc',
+          join(DIST, 'instructions', 'target.js'),
+          String(warmup),
+          String(n),
+          ...args,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr
+        .setEncoding('utf8')
+        .on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-6000)));
+      child.on('error', reject);
+      child.on('exit', (exitCode) => resolve({ code: exitCode, stdout, stderr }));
+    });
+    const dumps = readdirSync(dir).filter((name) => /^callgrind\.out\.\d+$/.test(name)).length;
+    const label = cases.map(caseKey).join(' + ');
+    if (code !== 0 || dumps !== 3 * cases.length) {
+      throw new Error(
+        `${label}: exit code ${code}, ${dumps} phase dumps (expected ${3 * cases.length})\n${stderr.split('\n').slice(-15).join('\n')}`,
+      );
+    }
+    const line = stdout.split('\n').find((text) => text.startsWith('{"type":"report"'));
+    const reports = line ? (JSON.parse(line) as { reports: Array<Record<string, unknown>> }).reports : [];
+    const seconds = (performance.now() - started) / 1000;
+    return cases.map((c, index) => {
+      const [startup, single, double] = [1, 2, 3].map((part) => totals(`${out}.${3 * index + part}`)) as [
+        number,
+        number,
+        number,
+      ];
+      const report = reports[index] ?? {};
+      if (c.kind === 'app' && (report.non200 !== 0 || report.requests !== warmup + 3 * n)) {
+        throw new Error(
+          `${caseKey(c)}: ${JSON.stringify(report)}: expected ${warmup + 3 * n} answers of 200`,
+        );
+      }
+      return {
+        key: caseKey(c),
+        round,
+        perUnit: (double - single) / n,
+        phases: [single, double, startup],
+        report,
+        seconds,
+      };
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `jobs` with at most `limit` at a time, in order of the list. */
+async function pool<T>(jobs: Array<() => Promise<T>>, limit: number): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const index = next++;
+      results[index] = await (jobs[index] as () => Promise<T>)();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  return results;
+}
+
+export async function runInstructions(
+  config: BenchConfig,
+  frameworks: readonly Framework[],
+): Promise<InstructionResult> {
+  const { rounds, warmup, n } = config.instructions;
+  const tool = valgrindVersion();
+  const empty = { warmup, n, rounds, seconds: 0, runs: [], rows: [], floor: Number.NaN };
+  if (!tool)
+    throw new Error(
+      'valgrind is not installed: the instruction counts need callgrind (apt-get install valgrind)',
+    );
+  const started = performance.now();
+  const cases = instructionCases(frameworks, config.quick);
+  const ingest = await Ingest.start({ lean: true });
+  try {
+    // callgrind runs a process on one thread at a time: one process per core, each measuring its share of the
+    // cases in turn (start-up paid once per process); cases are dealt round-robin so the shares are alike.
+    const processes = Math.max(1, Math.min(os.availableParallelism(), 4));
+    const jobs: Array<() => Promise<InstructionRun[]>> = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (let p = 0; p < processes; p++) {
+        const group = cases.filter((_c, index) => index % processes === p);
+        if (group.length === 0) continue;
+        jobs.push(async () => {
+          const runs = await measureGroup(group, round, warmup, n, ingest.port);
+          for (const run of runs) {
+            log(
+              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (process ${run.seconds.toFixed(0)} s)`,
+            );
+          }
+          return runs;
+        });
+      }
+    }
+    const runs = (await pool(jobs, processes)).flat();
+    const rows = cases.map((c) => ({
+      key: caseKey(c),
+      case: c,
+      perUnit: summarize(runs.filter((run) => run.key === caseKey(c)).map((run) => run.perUnit)),
+    }));
+    const floor = FLOOR_SUM.reduce(
+      (sum, part) => sum + (rows.find((row) => row.key === `floor/${part}`)?.perUnit.median ?? Number.NaN),
+      0,
+    );
+    return { ...empty, tool, runs, rows, floor, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await ingest.close();
+  }
+}
