@@ -4,8 +4,8 @@
  * held anonymous profile updates onto their profile.
  */
 import { describe, expect, it } from 'vitest';
+import { createIdstitch } from '../create.js';
 import type { IdstitchError } from '../errors.js';
-import { createIdstitch } from '../idstitch.js';
 import type { IdstitchOptions } from '../options.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
 import { chooseDevice } from './choose-device.js';

@@ -3,8 +3,8 @@
  * request's events are sent.
  */
 import { describe, expect, it } from 'vitest';
+import { createIdstitch } from '../create.js';
 import type { IdstitchError } from '../errors.js';
-import { createIdstitch } from '../idstitch.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
 import { normalizeUserId } from './request-identity.js';
 
