@@ -1,8 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IdstitchOptionsError } from '@idstitch/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type InspectorOptions, inspector } from '../src/index.js';
+import { type InspectorOptions, inspector, localFileSource } from '../src/index.js';
 
 const TOKEN = 'inspector-secret-0123456789';
 const servers: Server[] = [];
@@ -31,7 +33,14 @@ function refusal(options: InspectorOptions): IdstitchOptionsError {
 }
 
 async function serve(options: InspectorOptions): Promise<string> {
-  const handler = inProduction(() => inspector({ uiDir: '/nonexistent', ...options }));
+  const handler = inProduction(() =>
+    inspector({
+      uiDir: '/nonexistent',
+      // Never the working directory's default file: other tests may have recorded there.
+      source: localFileSource(join(tmpdir(), `idstitch-access-${process.pid}-none.ndjson`)),
+      ...options,
+    }),
+  );
   const server = createServer((request, response) => handler(request, response));
   servers.push(server);
   await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 /** Process-wide slots, shared by every copy of idstitch loaded in this process (CommonJS and ESM alike). */
 const KEY_SLOT = Symbol.for('idstitch.processKey');
 const WARNED_SLOT = Symbol.for('idstitch.warnedProcessKey');
@@ -13,7 +11,11 @@ type Slots = { [KEY_SLOT]?: string; [WARNED_SLOT]?: boolean };
  */
 export function processKey(): string {
   const slots = globalThis as Slots;
-  slots[KEY_SLOT] ??= randomBytes(32).toString('base64url');
+  // Web Crypto and btoa, so the portable entry (`@idstitch/core/web`) needs no Node built-in.
+  slots[KEY_SLOT] ??= btoa(String.fromCharCode(...globalThis.crypto.getRandomValues(new Uint8Array(32))))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
   return slots[KEY_SLOT];
 }
 
