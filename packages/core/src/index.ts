@@ -1,77 +1,12 @@
-export type { CookieAttributes, CookieWrite } from './cookie/cookie-header.js';
-export type { DecodedDeviceCookie, DeviceCookieRejection } from './cookie/device-cookie.js';
-export { DeviceCookieCodec } from './cookie/device-cookie.js';
+/**
+ * The Node entry point, `@idstitch/core`: everything the web entry has, plus what needs Node's built-ins —
+ * `LocalSink` (the embedded default sink when none is given) and its NDJSON reader.
+ */
+
+// Shadows the web entry's createIdstitch: on Node the default sink is LocalSink, not ConsoleSink.
 export { createIdstitch } from './create.js';
-export type { IdstitchErrorCode } from './errors.js';
-export { IdstitchError, IdstitchOptionsError } from './errors.js';
-export type {
-  HeldProfileUpdate,
-  HeldUpdateDropReason,
-  IdentityStore,
-  MemoryIdentityStoreOptions,
-} from './identity/identity-store.js';
-export { MemoryIdentityStore } from './identity/identity-store.js';
-export { isUuidV4, newDeviceId } from './identity/ids.js';
-export type {
-  IdentityAction,
-  IdentityState,
-  IdentityTransition,
-  ReconcileInput,
-  ReconcileResult,
-} from './identity/reconcile.js';
-export { reconcileIdentity } from './identity/reconcile.js';
-export type { CurrentIdentity } from './identity/request-identity.js';
-export type { RequestScope } from './idstitch.js';
-export { Idstitch } from './idstitch.js';
 export type { LocalSinkOptions, LocalSinkStats } from './local/local-sink.js';
 export { DEFAULT_LOCAL_PATH, LocalSink } from './local/local-sink.js';
 export type { NdjsonReadResult, UnreadableLine } from './local/ndjson.js';
 export { parseNdjson, readNdjsonFile } from './local/ndjson.js';
-export {
-  INVALID_ID_VALUES,
-  MIXPANEL_LIMITS,
-  PROFILE_OPERATIONS,
-  RESERVED_EVENT_NAMES,
-} from './messages/limits.js';
-export type { SanitizeIssue, SanitizeResult } from './messages/sanitize.js';
-export { IDENTITY_FIELDS, sanitizeProperties } from './messages/sanitize.js';
-export type {
-  DropReason,
-  EventProperties,
-  GroupUpdate,
-  JsonValue,
-  MixpanelEvent,
-  OutgoingMessage,
-  ProfileOperation,
-  ProfileUpdate,
-  Properties,
-  Sink,
-} from './messages/types.js';
-export { DROP_REASONS } from './messages/types.js';
-export type { ValidationProblem } from './messages/validate.js';
-export {
-  isPlaceholderId,
-  validateEvent,
-  validateGroupUpdate,
-  validateMessage,
-  validateProfileUpdate,
-} from './messages/validate.js';
-export type {
-  AdapterDefaults,
-  ConsentOptions,
-  DeviceCookieOptions,
-  IdMergeMode,
-  IdstitchLogger,
-  IdstitchOptions,
-  MixpanelBrowserCookieOptions,
-  RequestPropertiesOptions,
-  ResolvedOptions,
-} from './options.js';
-export type { RequestPort } from './request-port.js';
-export type { ConsoleSinkOptions } from './sinks/console-sink.js';
-export { ConsoleSink } from './sinks/console-sink.js';
-export { MemorySink } from './sinks/memory-sink.js';
-export type * from './sinks/mixpanel/index.js';
-export { MixpanelSink } from './sinks/mixpanel/index.js';
-export type { PeopleOperations, PropertyInput, TrackEventOptions, Tracker } from './tracker/types.js';
-export { LIB_VERSION } from './version.js';
+export * from './web.js';

@@ -12,6 +12,7 @@ export type { IdstitchErrorCode } from './errors.js';
 export { IdstitchError, IdstitchOptionsError } from './errors.js';
 export type {
   HeldProfileUpdate,
+  HeldUpdateDropReason,
   IdentityStore,
   MemoryIdentityStoreOptions,
 } from './identity/identity-store.js';
@@ -35,7 +36,7 @@ export {
   RESERVED_EVENT_NAMES,
 } from './messages/limits.js';
 export type { SanitizeIssue, SanitizeResult } from './messages/sanitize.js';
-export { sanitizeProperties } from './messages/sanitize.js';
+export { IDENTITY_FIELDS, sanitizeProperties } from './messages/sanitize.js';
 export type {
   DropReason,
   EventProperties,
@@ -74,7 +75,7 @@ export { ConsoleSink } from './sinks/console-sink.js';
 export { MemorySink } from './sinks/memory-sink.js';
 export type * from './sinks/mixpanel/index.js';
 export { MixpanelSink } from './sinks/mixpanel/index.js';
-export type { PeopleOperations, PropertyInput, Tracker } from './tracker/types.js';
+export type { PeopleOperations, PropertyInput, TrackEventOptions, Tracker } from './tracker/types.js';
 export { LIB_VERSION } from './version.js';
 export type { WebRequestFacts } from './web-port.js';
 export { webRequestPort } from './web-port.js';
