@@ -18,26 +18,19 @@ import express, { type Request } from 'express';
 import { type Browser, chromium } from 'playwright-core';
 
 export const TOKEN = 'fake-token';
+
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../chromium.js';
+
 const require = createRequire(import.meta.url);
 const SDK = readFileSync(require.resolve('mixpanel-browser/dist/mixpanel.umd.js'), 'utf8');
 
 /** Launches Debian's Chromium headless (never a downloaded browser); `*.example.com` resolves to 127.0.0.1. */
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    executablePath: CHROMIUM_PATH,
     headless: true,
     // playwright-core gives every launch a fresh temporary --user-data-dir of its own.
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--host-resolver-rules=MAP *.example.com 127.0.0.1',
-    ],
+    args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP *.example.com 127.0.0.1'],
   });
 }
 

@@ -17,11 +17,12 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoResult, runDemo } from '../../examples/express/src/demo-flows.js';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = resolve(import.meta.dirname, '../..');
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium && process.env.CI) throw new Error(`${CHROMIUM} is missing: run scripts/ensure-chromium.sh`);
+const hasChromium = existsSync(CHROMIUM_PATH);
+if (!hasChromium && process.env.CI)
+  throw new Error(`${CHROMIUM_PATH} is missing: run scripts/ensure-chromium.sh`);
 
 let dir: string;
 let demo: DemoResult;
@@ -51,18 +52,9 @@ beforeAll(async () => {
   await new Promise((ready) => server.once('listening', ready));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/__idstitch`;
   context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM_PATH,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
     viewport: { width: 1280, height: 900 },
   });
   page = await context.newPage();
