@@ -3,10 +3,11 @@ export type {
   RedisIdentityStoreDropReason,
   RedisIdentityStoreOptions,
   RedisIdentityStoreStats,
-} from './identity-store.js';
-export { RedisIdentityStore } from './identity-store.js';
-export type { InProcessWorkerOptions, RedisOutboxOptions, RedisOutboxStats } from './outbox.js';
-export { RedisOutbox } from './outbox.js';
-export type { OutboxStreamOptions } from './stream.js';
-export type { OutboxWorkerOptions, OutboxWorkerStats } from './worker.js';
-export { OutboxWorker } from './worker.js';
+} from './identity/options.js';
+export { RedisIdentityStore } from './identity/store.js';
+export type { InProcessWorkerOptions, RedisOutboxOptions, RedisOutboxStats } from './outbox/options.js';
+export { RedisOutbox } from './outbox/outbox.js';
+export type { OutboxStreamOptions } from './stream/layout.js';
+export { OUTBOX_STREAM_LAYOUT } from './stream/layout.js';
+export type { OutboxWorkerOptions, OutboxWorkerStats } from './worker/options.js';
+export { OutboxWorker } from './worker/worker.js';

@@ -19,9 +19,12 @@ export function positiveInteger(
   return value;
 }
 
-/** The key prefix: default `idstitch:`; any non-empty string without spaces. */
+/** The key prefix of everything idstitch keeps in Redis when no `prefix` is given. */
+export const DEFAULT_PREFIX = 'idstitch:';
+
+/** The key prefix: default {@link DEFAULT_PREFIX}; any non-empty string without spaces. */
 export function resolvePrefix(prefix: unknown): string {
-  if (prefix === undefined) return 'idstitch:';
+  if (prefix === undefined) return DEFAULT_PREFIX;
   if (typeof prefix !== 'string' || prefix === '' || /\s/.test(prefix)) {
     throw new IdstitchOptionsError(
       'prefix',

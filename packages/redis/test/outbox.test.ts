@@ -2,6 +2,7 @@ import type { MixpanelEvent } from '@idstitch/core';
 import { type FakeMixpanel, startFakeMixpanel } from '@idstitch/fake-mixpanel';
 import { eventMessage, profileMessage } from '@idstitch/fake-mixpanel/helpers';
 import {
+  OUTBOX_STREAM_LAYOUT,
   OutboxWorker,
   type OutboxWorkerOptions,
   RedisOutbox,
@@ -159,6 +160,23 @@ describe('RedisOutbox without a worker, and OutboxWorker', () => {
     await until(async () => fake.events.length === 10 && (await streamLength()) === 0, 'takeover');
     expect(worker.stats()).toMatchObject({ read: 0, claimed: 10, delivered: 10 });
     expect(await pendingCount(redis.client, STREAM)).toBe(0);
+  });
+
+  it('lays the stream out as OUTBOX_STREAM_LAYOUT says, so a reader (the inspector) finds every message', async () => {
+    const { outbox } = createOutbox({ worker: false });
+    const event = eventMessage('Viewed', { page: '/' });
+    outbox.write(event);
+    await outbox.flush();
+
+    const key = `${OUTBOX_STREAM_LAYOUT.defaultPrefix}${OUTBOX_STREAM_LAYOUT.streamSuffix}`;
+    expect(outbox.stream).toBe(key);
+    const entries = await redis.client.xrange(key, '-', '+');
+    expect(entries.map(([, fields]) => fields[0])).toEqual([OUTBOX_STREAM_LAYOUT.messageField]);
+    expect(JSON.parse(entries[0]![1][1]!)).toEqual({ kind: event.kind, payload: event.payload });
+    const groups = (await redis.client.call('XINFO', 'GROUPS', key)) as unknown[][];
+    expect(groups.map((fields) => fields[fields.indexOf('name') + 1])).toEqual([
+      OUTBOX_STREAM_LAYOUT.defaultGroup,
+    ]);
   });
 
   it('reports a stream over maxStreamLength and trims nothing', async () => {

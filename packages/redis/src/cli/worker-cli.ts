@@ -4,7 +4,8 @@
  * `closeTimeoutMs`) and exits 0. Start more processes to deliver faster.
  */
 import { IdstitchOptionsError, type MixpanelSinkOptions } from '@idstitch/core';
-import { OutboxWorker, type OutboxWorkerOptions } from '../worker.js';
+import type { OutboxWorkerOptions } from '../worker/options.js';
+import { OutboxWorker } from '../worker/worker.js';
 
 export const USAGE = `Usage: idstitch-outbox-worker
 

@@ -1,7 +1,5 @@
-import type { Redis } from 'ioredis';
-
 /**
- * The Lua scripts of {@link RedisIdentityStore}, each one atomic and safe to run twice (a command that
+ * The Lua scripts of the Redis identity store, each one atomic and safe to run twice (a command that
  * timed out on the client may still run when a stalled Redis wakes up).
  *
  * Keys, under the store's prefix `P`:
@@ -34,7 +32,7 @@ end
 // KEYS: list, index, sizes, total. ARGV: device, now, ttlMs, maxUpdates, maxDeviceBytes, maxBytes,
 // maxDevices, listPrefix, overhead, entries... Returns { per-device drops, total bytes, evicted device,
 // its update count, ... }.
-const HOLD = `${FORGET}
+export const HOLD_SCRIPT = `${FORGET}
 local device, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxUpdates, maxDeviceBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local maxBytes, maxDevices, listPrefix, overhead = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
@@ -98,7 +96,7 @@ return result
 
 // KEYS: list, index, sizes, total, claims. ARGV: device, take ID, now, staleMs, claim TTL ms.
 // Returns the JSON array of the entries this take holds (the same on a repeat), or '' for none.
-const TAKE = `${FORGET}
+export const TAKE_SCRIPT = `${FORGET}
 local existing = redis.call('HGET', KEYS[5], ARGV[2])
 if existing then return string.sub(existing, string.find(existing, ':', 1, true) + 1) end
 local now, staleMs = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -123,7 +121,7 @@ return json
 
 // KEYS: list, index, sizes, total, claims. ARGV: device, take ID, now, ttlMs, overhead. Puts a take's
 // entries back in front of the device's list (the take gave up). Returns how many.
-const RELEASE = `
+export const RELEASE_SCRIPT = `
 local existing = redis.call('HGET', KEYS[5], ARGV[2])
 if not existing then return 0 end
 redis.call('HDEL', KEYS[5], ARGV[2])
@@ -141,121 +139,3 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return #entries
 `;
-
-export interface HeldKeys {
-  list: string;
-  index: string;
-  sizes: string;
-  total: string;
-  claims: string;
-}
-
-/** The keys of one device under `prefix`. */
-export function heldKeys(prefix: string, deviceId: string): HeldKeys {
-  return {
-    list: `${prefix}held:${deviceId}`,
-    index: `${prefix}held-index`,
-    sizes: `${prefix}held-bytes`,
-    total: `${prefix}held-total`,
-    claims: `${prefix}claim:${deviceId}`,
-  };
-}
-
-export interface HoldLimits {
-  ttlMs: number;
-  maxUpdates: number;
-  maxDeviceBytes: number;
-  maxBytes: number;
-  maxDevices: number;
-}
-
-/** Per-device drops, the bytes now held, and the devices evicted for the store's bounds. */
-export interface HoldResult {
-  dropped: number;
-  totalBytes: number;
-  evicted: [deviceId: string, count: number][];
-}
-
-interface ScriptedRedis extends Redis {
-  idstitchHold(...args: (string | number)[]): Promise<(string | number)[]>;
-  idstitchTake(...args: (string | number)[]): Promise<string>;
-  idstitchRelease(...args: (string | number)[]): Promise<number>;
-}
-
-/** The held-update scripts, bound to one connection and prefix. */
-export class HeldScripts {
-  readonly #redis: ScriptedRedis;
-
-  constructor(
-    redis: Redis,
-    private readonly prefix: string,
-  ) {
-    redis.defineCommand('idstitchHold', { numberOfKeys: 4, lua: HOLD });
-    redis.defineCommand('idstitchTake', { numberOfKeys: 5, lua: TAKE });
-    redis.defineCommand('idstitchRelease', { numberOfKeys: 5, lua: RELEASE });
-    this.#redis = redis as ScriptedRedis;
-  }
-
-  async hold(deviceId: string, entries: string[], limits: HoldLimits, now: number): Promise<HoldResult> {
-    const keys = heldKeys(this.prefix, deviceId);
-    const reply = await this.#redis.idstitchHold(
-      keys.list,
-      keys.index,
-      keys.sizes,
-      keys.total,
-      deviceId,
-      now,
-      limits.ttlMs,
-      limits.maxUpdates,
-      limits.maxDeviceBytes,
-      limits.maxBytes,
-      limits.maxDevices,
-      `${this.prefix}held:`,
-      DEVICE_OVERHEAD_BYTES,
-      ...entries,
-    );
-    const evicted: [string, number][] = [];
-    for (let i = 2; i + 1 < reply.length; i += 2) evicted.push([String(reply[i]), Number(reply[i + 1])]);
-    return { dropped: Number(reply[0]), totalBytes: Number(reply[1]), evicted };
-  }
-
-  /** The entries of take `takeId` (moved to its claim; the same on a repeat). */
-  async take(deviceId: string, takeId: string, now: number, staleMs: number, claimTtlMs: number) {
-    const keys = heldKeys(this.prefix, deviceId);
-    const json = await this.#redis.idstitchTake(
-      keys.list,
-      keys.index,
-      keys.sizes,
-      keys.total,
-      keys.claims,
-      deviceId,
-      takeId,
-      now,
-      staleMs,
-      claimTtlMs,
-    );
-    return json ? (JSON.parse(json) as string[]) : [];
-  }
-
-  /** Forgets take `takeId`'s claim: its taker has the entries. */
-  async confirm(deviceId: string, takeId: string): Promise<void> {
-    await this.#redis.hdel(heldKeys(this.prefix, deviceId).claims, takeId);
-  }
-
-  /** Puts take `takeId`'s entries back in front of the device's list: its taker gave up. */
-  async release(deviceId: string, takeId: string, now: number, ttlMs: number): Promise<number> {
-    const keys = heldKeys(this.prefix, deviceId);
-    return this.#redis.idstitchRelease(
-      keys.list,
-      keys.index,
-      keys.sizes,
-      keys.total,
-      keys.claims,
-      deviceId,
-      takeId,
-      now,
-      ttlMs,
-      DEVICE_OVERHEAD_BYTES,
-    );
-  }
-}

@@ -1,120 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import {
-  IdstitchError,
-  IdstitchOptionsError,
-  type MixpanelMessageOutcome,
-  MixpanelSink,
-  type MixpanelSinkOptions,
-  type MixpanelSinkStats,
-} from '@idstitch/core';
+import { IdstitchError, type MixpanelMessageOutcome, MixpanelSink } from '@idstitch/core';
 import type { Redis } from 'ioredis';
-import {
-  backoff,
-  closeRedis,
-  describeRedisFault,
-  openRedis,
-  type RedisConnection,
-  RedisOutage,
-  reportSafely,
-  retryPause,
-  sleep,
-  whenReady,
-} from './connection.js';
-import { nonEmptyName, optionalFunction, positiveInteger } from './options.js';
-import {
-  BacklogMonitor,
-  decodeMessage,
-  ensureGroup,
-  entriesOfRead,
-  isNoGroup,
-  type OutboxStreamOptions,
-  resolveStream,
-  type StreamEntry,
-} from './stream.js';
-
-export interface OutboxWorkerOptions extends OutboxStreamOptions {
-  /** Where Redis is: a `redis://` URL, ioredis options, or an ioredis client (duplicated, never used). */
-  redis: RedisConnection;
-  /**
-   * How to deliver: the options of a {@link MixpanelSink} (token, credentials, host, batching, retry).
-   * The worker delivers through a `MixpanelSink`, so batching, gzip, retries with backoff and
-   * `Retry-After`, strict-mode partial success, 401/403 pauses and 413 splits follow the same rules
-   * as without Redis. `handleSignals` is ignored: the worker's owner closes it.
-   */
-  mixpanel: MixpanelSinkOptions;
-  /** This worker's name in the consumer group. Default `<hostname>-<pid>-<random>`, unique per start. */
-  consumer?: string;
-  /**
-   * An entry read by a worker and not acknowledged for this long is taken over by another worker
-   * (`XAUTOCLAIM`): that is how the entries of a crashed worker get delivered. A live worker renews
-   * its entries well before this, however long Mixpanel keeps it retrying. Default 60 000 ms.
-   */
-  claimIdleMs?: number;
-  /** How often to look for entries to take over. Default `claimIdleMs / 2`, at most 30 s. */
-  claimIntervalMs?: number;
-  /** Entries read per `XREADGROUP`. Default 500. */
-  readCount?: number;
-  /** How long one read waits for new entries, in ms. Default 2000. */
-  blockMs?: number;
-  /**
-   * Entries this worker holds at once (read and not yet acknowledged); reading pauses above it.
-   * Default 5000.
-   */
-  maxInFlight?: number;
-  /** Serialised bytes this worker holds at once; reading pauses above it. Default 8 MiB. */
-  maxInFlightBytes?: number;
-  /** A Redis command not answered within this fails (and is retried). Default 5000 ms. */
-  commandTimeoutMs?: number;
-  /** Timeout of `close()` when called without one. Default 10 000 ms. */
-  closeTimeoutMs?: number;
-  /**
-   * Receives every fault: Redis unreachable and back (`delivery_failed` with `details.state`), damaged
-   * entries, a stream over `maxStreamLength` (`queue_overflow`), and everything the Mixpanel sink
-   * reports. Default: `console.warn` of the message.
-   */
-  onError?: (error: IdstitchError) => void;
-}
-
-/** Counters of an {@link OutboxWorker}. */
-export interface OutboxWorkerStats {
-  /** New entries read from the stream. */
-  read: number;
-  /** Entries taken over from another (dead or stuck) consumer, or from this one after a failure. */
-  claimed: number;
-  /** Entries Mixpanel accepted; acknowledged and deleted from the stream. */
-  delivered: number;
-  /** Entries Mixpanel refused for good, or damaged; acknowledged and deleted (and reported). */
-  rejected: number;
-  /** Entries given up for now (retries ran out, shutdown, credentials refused); left pending, claimed again later. */
-  released: number;
-  /** Entries acknowledged (`XACK` + `XDEL`). */
-  acked: number;
-  /** Entries held right now: handed to the sink or waiting for their acknowledgement. */
-  inFlight: number;
-  /** The stream's length at the last check, undelivered entries included. */
-  streamLength: number | undefined;
-  /** Whether the stream is over `maxStreamLength`. */
-  backlogOver: boolean;
-  /** Whether the last Redis command failed. */
-  redisDown: boolean;
-  /** The Mixpanel sink's own counters. */
-  sink: MixpanelSinkStats;
-}
-
-interface Held {
-  bytes: number;
-}
+import { backoff, closeRedis, openRedis, retryPause, sleep, whenReady } from '../connection.js';
+import { describeRedisFault, RedisOutage, reportSafely } from '../faults.js';
+import { BacklogMonitor } from '../stream/backlog.js';
+import { ensureGroup, isNoGroup } from '../stream/group.js';
+import { decodeMessage, entriesOfRead, type StreamEntry } from '../stream/layout.js';
+import { AckQueue } from './acks.js';
+import { InFlight } from './in-flight.js';
+import { type OutboxWorkerOptions, type OutboxWorkerStats, resolveWorkerOptions } from './options.js';
+import { KEPT_FOR_RETRY, keptInStream } from './outcomes.js';
 
 type WorkerState = 'idle' | 'running' | 'closing' | 'closed';
-
-const KEPT_FOR_RETRY: ReadonlySet<MixpanelMessageOutcome> = new Set([
-  'retries_exhausted',
-  'shutdown_timeout',
-  'queue_overflow',
-  'after_close',
-  'unauthorized',
-]);
 
 /**
  * Delivers the outbox: reads the stream through a consumer group, hands the messages to a
@@ -134,8 +30,6 @@ export class OutboxWorker {
   readonly #claimIntervalMs: number;
   readonly #readCount: number;
   readonly #blockMs: number;
-  readonly #maxInFlight: number;
-  readonly #maxInFlightBytes: number;
   readonly #closeTimeoutMs: number;
   readonly #onError: (error: IdstitchError) => void;
   readonly #sink: MixpanelSink;
@@ -144,11 +38,9 @@ export class OutboxWorker {
   /** Everything else: acknowledgements, claims, heartbeats. */
   readonly #redis: Redis;
   readonly #backlog: BacklogMonitor;
-  readonly #held = new Map<string, Held>();
-  #heldBytes = 0;
-  #toAck: string[] = [];
-  #acking: Promise<void> | undefined;
-  #ackAttempt = 0;
+  /** Entries read and not yet acknowledged or released. */
+  readonly #inFlight: InFlight;
+  readonly #acks: AckQueue;
   #state: WorkerState = 'idle';
   #readLoop: Promise<void> | undefined;
   #claiming: Promise<void> | undefined;
@@ -157,7 +49,6 @@ export class OutboxWorker {
   #groupReady = false;
   #pausedUntil = 0;
   readonly #outage = new RedisOutage((error) => this.#report(error));
-  #roomWaiters: (() => void)[] = [];
   #drainWaiters: { after: number; resolve: (complete: boolean) => void }[] = [];
   /** Number of the read in progress or last made, for {@link OutboxWorker.flush}. */
   #readSeq = 0;
@@ -171,60 +62,48 @@ export class OutboxWorker {
 
   /** @throws {IdstitchOptionsError} when an option is invalid; the message names the fix. */
   constructor(options: OutboxWorkerOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new IdstitchOptionsError(
-        'options',
-        'must be an object',
-        "Pass new OutboxWorker({ redis, mixpanel: { token: '…' } }).",
-      );
-    }
-    if (options.mixpanel === null || typeof options.mixpanel !== 'object') {
-      throw new IdstitchOptionsError(
-        'mixpanel',
-        'is required: the worker delivers to Mixpanel with these MixpanelSink options',
-        'Pass mixpanel: { token, serviceAccount, projectId } (the same options as new MixpanelSink()).',
-      );
-    }
-    const { stream, group, maxStreamLength } = resolveStream(options);
-    this.#stream = stream;
-    this.#group = group;
-    this.#consumer = nonEmptyName(
-      options.consumer,
-      'consumer',
-      `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    const resolved = resolveWorkerOptions(options);
+    this.#stream = resolved.stream;
+    this.#group = resolved.group;
+    this.#consumer = resolved.consumer;
+    this.#claimIdleMs = resolved.claimIdleMs;
+    this.#claimIntervalMs = resolved.claimIntervalMs;
+    this.#readCount = resolved.readCount;
+    this.#blockMs = resolved.blockMs;
+    this.#closeTimeoutMs = resolved.closeTimeoutMs;
+    this.#onError = resolved.onError;
+    this.#backlog = new BacklogMonitor(resolved.stream, resolved.maxStreamLength, (error) =>
+      this.#report(error),
     );
-    this.#claimIdleMs = positiveInteger(options.claimIdleMs, 'claimIdleMs', 60_000, 100);
-    this.#claimIntervalMs = positiveInteger(
-      options.claimIntervalMs,
-      'claimIntervalMs',
-      Math.min(Math.ceil(this.#claimIdleMs / 2), 30_000),
-      10,
-    );
-    this.#readCount = positiveInteger(options.readCount, 'readCount', 500, 1, 10_000);
-    this.#blockMs = positiveInteger(options.blockMs, 'blockMs', 2000, 1, 60_000);
-    this.#maxInFlight = positiveInteger(options.maxInFlight, 'maxInFlight', 5000);
-    this.#maxInFlightBytes = positiveInteger(options.maxInFlightBytes, 'maxInFlightBytes', 8 * 1024 * 1024);
-    this.#closeTimeoutMs = positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 10_000, 0);
-    const commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', 5000);
-    this.#onError = optionalFunction(options.onError, 'onError') ?? ((error) => console.warn(error.message));
-    this.#backlog = new BacklogMonitor(stream, maxStreamLength, (error) => this.#report(error));
+    this.#inFlight = new InFlight(resolved.maxInFlight, resolved.maxInFlightBytes, resolved.readCount);
 
     this.#sink = new MixpanelSink({
       // The sink must hold at least what the worker may hand it, or it would drop for overflow.
-      maxQueueMessages: Math.max(this.#maxInFlight, 1),
-      maxQueueBytes: Math.max(this.#maxInFlightBytes * 2, 1024),
-      ...options.mixpanel,
+      maxQueueMessages: Math.max(resolved.maxInFlight, 1),
+      maxQueueBytes: Math.max(resolved.maxInFlightBytes * 2, 1024),
+      ...resolved.mixpanel,
       handleSignals: false,
-      onError: (error) => this.#report(kept(error)),
+      onError: (error) => this.#report(keptInStream(error)),
     });
     this.#sink.on('paused', ({ resumeAt }) => {
       this.#pausedUntil = Math.max(this.#pausedUntil, resumeAt);
     });
-    this.#redis = openRedis(options.redis, 'outbox-worker', commandTimeoutMs);
+    this.#redis = openRedis(resolved.redis, 'outbox-worker', resolved.commandTimeoutMs);
     // A blocking read may legitimately take blockMs before it answers.
-    this.#reader = openRedis(options.redis, 'outbox-reader', this.#blockMs + commandTimeoutMs);
+    this.#reader = openRedis(resolved.redis, 'outbox-reader', this.#blockMs + resolved.commandTimeoutMs);
     this.#reader.on('close', () => {
       this.#readerId = undefined;
+    });
+    this.#acks = new AckQueue(this.#redis, this.#stream, this.#group, {
+      closed: () => this.#state === 'closed',
+      closing: () => this.#state === 'closing',
+      acked: (ids) => {
+        this.#counts.acked += ids.length;
+        for (const id of ids) this.#inFlight.release(id);
+        this.#up();
+      },
+      failed: (error) => this.#failed(error),
+      signal: this.#abort.signal,
     });
   }
 
@@ -264,7 +143,7 @@ export class OutboxWorker {
       const complete = this.#state === 'running' ? await this.#drain() : true;
       await this.#claiming;
       await this.#sink.flush();
-      await this.#ackSettled();
+      await this.#acks.settled();
       if (complete || this.#outage.down || this.#state !== 'running') return;
     }
   }
@@ -283,7 +162,7 @@ export class OutboxWorker {
   stats(): OutboxWorkerStats {
     return {
       ...this.#counts,
-      inFlight: this.#held.size,
+      inFlight: this.#inFlight.size,
       streamLength: this.#backlog.length,
       backlogOver: this.#backlog.over,
       redisDown: this.#outage.down,
@@ -304,10 +183,10 @@ export class OutboxWorker {
         await sleep(pause, this.#abort.signal);
         continue;
       }
-      if (!this.#hasRoom()) {
+      if (!this.#inFlight.hasRoom()) {
         // flush() delivers what is held first, then asks again.
         this.#endDrains(false);
-        await this.#waitForRoom();
+        await this.#inFlight.waitForRoom(this.#abort.signal);
         continue;
       }
       const seq = ++this.#readSeq;
@@ -315,7 +194,7 @@ export class OutboxWorker {
       try {
         await this.#ensureGroup();
         this.#readerId ??= await this.#clientId();
-        const count = Math.min(this.#readCount, this.#room());
+        const count = Math.min(this.#readCount, this.#inFlight.room());
         const group = ['GROUP', this.#group, this.#consumer, 'COUNT', count] as const;
         this.#blocking = !draining;
         const reply = draining
@@ -371,7 +250,7 @@ export class OutboxWorker {
       if (this.#blocking && this.#readerId) {
         this.#redis.call('CLIENT', 'UNBLOCK', String(this.#readerId)).catch(() => {});
       }
-      for (const wake of this.#roomWaiters.splice(0)) wake();
+      this.#inFlight.wake();
     });
   }
 
@@ -396,7 +275,7 @@ export class OutboxWorker {
         await this.#ensureGroup();
         let cursor = '0-0';
         do {
-          if (!this.#hasRoom() || this.#state !== 'running') break;
+          if (!this.#inFlight.hasRoom() || this.#state !== 'running') break;
           const reply = (await this.#redis.xautoclaim(
             this.#stream,
             this.#group,
@@ -404,10 +283,10 @@ export class OutboxWorker {
             this.#claimIdleMs,
             cursor,
             'COUNT',
-            Math.min(this.#readCount, this.#room()),
+            Math.min(this.#readCount, this.#inFlight.room()),
           )) as [string, StreamEntry[], string[]?];
           cursor = reply[0];
-          const entries = reply[1].filter(([id, fields]) => fields && !this.#held.has(id));
+          const entries = reply[1].filter(([id, fields]) => fields && !this.#inFlight.has(id));
           this.#counts.claimed += entries.length;
           this.#accept(entries);
         } while (cursor !== '0-0');
@@ -425,8 +304,8 @@ export class OutboxWorker {
 
   /** Resets the idle time of every entry this worker holds, so no other worker takes them over. */
   async #heartbeat(): Promise<void> {
-    if (this.#held.size === 0 || this.#state === 'closed') return;
-    const ids = [...this.#held.keys()];
+    if (this.#inFlight.size === 0 || this.#state === 'closed') return;
+    const ids = this.#inFlight.ids();
     try {
       for (let i = 0; i < ids.length; i += 1000) {
         await this.#redis.xclaim(
@@ -453,11 +332,12 @@ export class OutboxWorker {
   /** Hands entries to the sink; each one's outcome decides whether it is acknowledged. */
   #accept(entries: readonly StreamEntry[]): void {
     for (const [id, fields] of entries) {
-      if (this.#held.has(id) || !fields) continue;
+      if (this.#inFlight.has(id) || !fields) continue;
       const message = decodeMessage(fields);
-      const bytes = fields.reduce((sum, field) => sum + field.length, 0);
-      this.#held.set(id, { bytes });
-      this.#heldBytes += bytes;
+      this.#inFlight.add(
+        id,
+        fields.reduce((sum, field) => sum + field.length, 0),
+      );
       if (!message) {
         this.#counts.rejected += 1;
         this.#report(
@@ -469,7 +349,7 @@ export class OutboxWorker {
             },
           ),
         );
-        this.#ack(id);
+        this.#acks.add(id);
         continue;
       }
       this.#sink.write(message, (outcome) => this.#settled(id, outcome));
@@ -479,92 +359,16 @@ export class OutboxWorker {
   #settled(id: string, outcome: MixpanelMessageOutcome): void {
     if (outcome === 'delivered') {
       this.#counts.delivered += 1;
-      this.#ack(id);
+      this.#acks.add(id);
     } else if (KEPT_FOR_RETRY.has(outcome)) {
       // Left pending: this or another worker claims it again once it has been idle for claimIdleMs.
       this.#counts.released += 1;
-      this.#release(id);
+      this.#inFlight.release(id);
     } else {
       // Refused for good (already reported by the sink): sending it again would be refused again.
       this.#counts.rejected += 1;
-      this.#ack(id);
+      this.#acks.add(id);
     }
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Acknowledging
-
-  #ack(id: string): void {
-    this.#toAck.push(id);
-    this.#acking ??= this.#ackLoop().finally(() => {
-      this.#acking = undefined;
-    });
-  }
-
-  async #ackLoop(): Promise<void> {
-    // Let the rest of a delivered batch settle first, so one round trip acknowledges it all.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    await whenReady(this.#redis, 2000);
-    while (this.#toAck.length > 0 && this.#state !== 'closed') {
-      const ids = this.#toAck.slice(0, 1000);
-      try {
-        // Acknowledged, then deleted, so the stream holds only what is not delivered yet. Not in a
-        // MULTI: Redis refuses to queue a transaction while it is over maxmemory, but runs XACK and XDEL
-        // (they free memory), and that is exactly when delivery must go on. Both are safe to repeat.
-        const results = await this.#redis
-          .pipeline()
-          .xack(this.#stream, this.#group, ...ids)
-          .xdel(this.#stream, ...ids)
-          .exec();
-        const failure = results?.find(([error]) => error)?.[0];
-        if (!results || failure) throw failure ?? new Error('no reply');
-        this.#toAck.splice(0, ids.length);
-        this.#counts.acked += ids.length;
-        this.#ackAttempt = 0;
-        for (const id of ids) this.#release(id);
-        this.#up();
-      } catch (error) {
-        // The entries stay pending (and renewed by the heartbeat) until the acknowledgement lands.
-        this.#ackAttempt += 1;
-        this.#failed(error);
-        if (this.#state === 'closing') return;
-        await retryPause(this.#redis, backoff(this.#ackAttempt, 100, 2000), this.#abort.signal);
-      }
-    }
-  }
-
-  /** Resolves when the acknowledgements due now have been sent, or failed (Redis unreachable). */
-  async #ackSettled(): Promise<void> {
-    while (this.#toAck.length > 0 && this.#acking) {
-      const attempt = this.#ackAttempt;
-      await Promise.race([this.#acking, sleep(50)]);
-      if (this.#ackAttempt > attempt) return;
-    }
-  }
-
-  #release(id: string): void {
-    const held = this.#held.get(id);
-    if (!held) return;
-    this.#held.delete(id);
-    this.#heldBytes -= held.bytes;
-    const waiters = this.#roomWaiters;
-    this.#roomWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  #room(): number {
-    return Math.max(1, Math.min(this.#readCount, this.#maxInFlight - this.#held.size));
-  }
-
-  #hasRoom(): boolean {
-    return this.#held.size < this.#maxInFlight && this.#heldBytes < this.#maxInFlightBytes;
-  }
-
-  #waitForRoom(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#roomWaiters.push(resolve);
-      this.#abort.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -579,7 +383,7 @@ export class OutboxWorker {
     clearInterval(this.#heartbeatTimer);
     const stopped = Promise.all([this.#readLoop, this.#claiming]);
     // Wakes a read loop that waits for room or a pause; a blocking read ends within blockMs.
-    for (const wake of this.#roomWaiters.splice(0)) wake();
+    this.#inFlight.wake();
     if (wasRunning) {
       let done = false;
       await Promise.race([stopped.then(() => (done = true)), sleep(remaining())]);
@@ -587,13 +391,7 @@ export class OutboxWorker {
       if (!done) this.#reader.disconnect();
     }
     await this.#sink.close(remaining());
-    while (this.#toAck.length > 0 && remaining() > 0) {
-      this.#acking ??= this.#ackLoop().finally(() => {
-        this.#acking = undefined;
-      });
-      await Promise.race([this.#acking, sleep(remaining())]);
-      if (this.#toAck.length > 0) await sleep(Math.min(100, remaining()));
-    }
+    await this.#acks.finish(remaining);
     this.#state = 'closed';
     this.#abort.abort();
     await Promise.all([closeRedis(this.#reader), closeRedis(this.#redis)]);
@@ -624,20 +422,4 @@ export class OutboxWorker {
   #report(error: IdstitchError): void {
     reportSafely(this.#onError, error);
   }
-}
-
-/**
- * The sink reports some messages as lost that the outbox still has: they stay pending in the stream.
- * Says so, so that an operator reading the log does not count them as lost.
- */
-function kept(error: IdstitchError): IdstitchError {
-  if (!['retries_exhausted', 'shutdown_timeout', 'unauthorized', 'queue_overflow'].includes(error.code)) {
-    return error;
-  }
-  return new IdstitchError(
-    error.code,
-    `${error.message.replace(/^idstitch: /, '')} (outbox: these stay in the Redis stream and are sent again ` +
-      'once a worker claims them)',
-    { cause: error.cause, details: { ...error.details, keptInStream: true } },
-  );
 }

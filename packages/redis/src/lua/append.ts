@@ -1,7 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { MESSAGE_FIELD } from './stream.js';
-
 /**
  * Appends a producer's messages to the outbox exactly once, however often an append is repeated.
  *
@@ -20,7 +16,7 @@ import { MESSAGE_FIELD } from './stream.js';
  * ARGV[4..] pairs of (number, message JSON), in order. Returns { handled, stream length, error or false }:
  * the first `handled` messages are in the stream (appended now or by an earlier attempt).
  */
-const APPEND_SCRIPT = `
+export const APPEND_SCRIPT = `
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
@@ -44,57 +40,3 @@ end
 if appended then redis.pcall('SET', KEYS[2], last, 'PX', ARGV[2]) end
 return { handled, redis.call('XLEN', KEYS[1]), failure }
 `;
-
-/** How long a producer's last appended number is kept: far longer than any retry can be delayed. */
-const PRODUCER_TTL_MS = 24 * 60 * 60 * 1000;
-
-interface AppendingRedis extends Redis {
-  idstitchAppend(
-    stream: string,
-    producerKey: string,
-    group: string,
-    ttlMs: number,
-    field: string,
-    ...seqAndJson: (string | number)[]
-  ): Promise<[number, number, string | false | null]>;
-}
-
-export interface AppendResult {
-  /** How many of the given messages, from the first, are in the stream now. */
-  handled: number;
-  /** The stream's length after the append. */
-  length: number;
-  /** Why the rest were not appended (Redis's error, e.g. OOM), if any. */
-  error: Error | undefined;
-}
-
-/** One producer's idempotent appends to one stream. */
-export class StreamAppender {
-  readonly #redis: AppendingRedis;
-  readonly #producerKey: string;
-
-  constructor(
-    redis: Redis,
-    readonly stream: string,
-    readonly group: string,
-  ) {
-    redis.defineCommand('idstitchAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT });
-    this.#redis = redis as AppendingRedis;
-    this.#producerKey = `${stream}:producer:${randomBytes(8).toString('hex')}`;
-  }
-
-  /** Appends `items` (numbered in increasing order); repeating a call never appends a message twice. */
-  async append(items: readonly { seq: number; json: string }[]): Promise<AppendResult> {
-    const args: (string | number)[] = [];
-    for (const item of items) args.push(item.seq, item.json);
-    const [handled, length, failure] = await this.#redis.idstitchAppend(
-      this.stream,
-      this.#producerKey,
-      this.group,
-      PRODUCER_TTL_MS,
-      MESSAGE_FIELD,
-      ...args,
-    );
-    return { handled, length, error: failure ? new Error(String(failure)) : undefined };
-  }
-}

@@ -1,111 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import {
-  type HeldProfileUpdate,
-  type IdentityStore,
-  IdstitchError,
-  IdstitchOptionsError,
-} from '@idstitch/core';
+import { type HeldProfileUpdate, type IdentityStore, IdstitchError } from '@idstitch/core';
 import type { Redis } from 'ioredis';
-import {
-  backoff,
-  closeRedis,
-  describeRedisFault,
-  openRedis,
-  type RedisConnection,
-  RedisOutage,
-  reportSafely,
-  safeRedisUrl,
-  sleep,
-  whenReady,
-} from './connection.js';
+import { backoff, closeRedis, openRedis, sleep, whenReady } from '../connection.js';
+import { describeRedisFault, RedisOutage, reportSafely, safeRedisUrl } from '../faults.js';
+import { decodeHeld } from './decode.js';
 import { HeldScripts, type HoldLimits } from './held-scripts.js';
-import { positiveInteger, resolvePrefix } from './options.js';
-
-/** Why held updates were dropped; every drop is told to `onDrop`. */
-export type RedisIdentityStoreDropReason =
-  /** More than `maxUpdatesPerDevice` or `maxBytesPerDevice` were held for one device; the oldest went. */
-  | 'per-device limit'
-  /**
-   * The store held more than `maxBytes` or `maxDevices`: the least recently held devices' updates went
-   * (a flood of anonymous visitors, often bots without cookies, must not fill Redis).
-   */
-  | 'store limit'
-  /** Held longer than `maxAgeMs`. */
-  | 'expired'
-  /** Redis was unreachable and the local buffer (`maxBufferedUpdates`) was full; the oldest went. */
-  | 'local buffer limit'
-  /** `close()` ran out of time while Redis was unreachable. */
-  | 'shutdown';
-
-export interface RedisIdentityStoreOptions {
-  /** Where Redis is: a `redis://` URL, ioredis options, or an ioredis client (duplicated, never used). */
-  redis: RedisConnection;
-  /**
-   * Prefix of every key, so several apps (or environments) share one Redis. Held updates live in
-   * `<prefix>held:<device id>`. Default `'idstitch:'`.
-   */
-  prefix?: string;
-  /** Most updates held per device; older ones are dropped first. Default 50 (as the memory store). */
-  maxUpdatesPerDevice?: number;
-  /** Most bytes (serialised updates) held per device; older ones are dropped first. Default 64 KiB. */
-  maxBytesPerDevice?: number;
-  /**
-   * Most bytes all devices' held updates may take in Redis under this prefix (an estimate that counts
-   * each device's keys too). Past it the least recently held devices are dropped (`'store limit'`).
-   * Default 64 MiB, or a quarter of the Redis `maxmemory` when that is set and smaller, so held updates
-   * never fill a Redis that also holds the outbox.
-   */
-  maxBytes?: number;
-  /** Most devices with held updates under this prefix; past it the least recently held go. Default 100 000. */
-  maxDevices?: number;
-  /**
-   * How long updates are held, in milliseconds: the key's TTL, renewed by each new update, and the
-   * age past which an update is dropped on take. Default 24 hours.
-   */
-  maxAgeMs?: number;
-  /**
-   * Updates kept in this process while Redis is unreachable, across all devices; they are written to
-   * Redis as soon as it answers again. Past the bound the oldest device's updates are dropped (told
-   * to `onDrop` as `'local buffer limit'`). Default 1000.
-   */
-  maxBufferedUpdates?: number;
-  /**
-   * How long `take()` keeps retrying while Redis is unreachable, in milliseconds. `take()` runs off
-   * the request path, so this delays only the held updates, never the response. Default 5000.
-   */
-  takeRetryMs?: number;
-  /** A command not answered within this is treated as failed. Default 2000 ms. */
-  commandTimeoutMs?: number;
-  /** How long the first commands wait for the connection to be made at boot. Default 2000 ms. */
-  connectWaitMs?: number;
-  /** Told about every update dropped for a bound. Default: reported to `onError` as `held_updates_dropped`. */
-  onDrop?: (deviceId: string, count: number, reason: RedisIdentityStoreDropReason) => void;
-  /**
-   * Told when Redis becomes unreachable (`store_failed`, `details.state: 'down'`) and reachable again
-   * (`details.state: 'recovered'`), once per outage, not once per call. Default: `console.warn`.
-   */
-  onError?: (error: IdstitchError) => void;
-  /** Test seam for time. Default `Date.now`. */
-  now?: () => number;
-}
-
-/** Counters of a {@link RedisIdentityStore}. */
-export interface RedisIdentityStoreStats {
-  /** Updates written to Redis (directly, or later from the local buffer). */
-  held: number;
-  /** Updates waiting in the local buffer for Redis to answer. */
-  buffered: number;
-  /** Updates returned by `take()`. */
-  taken: number;
-  /** Updates dropped, by reason. */
-  dropped: Record<RedisIdentityStoreDropReason, number>;
-  /** Bytes held in Redis under this prefix, as of the last hold (see `maxBytes`). */
-  heldBytes: number | undefined;
-  /** The byte bound in force (`maxBytes`, or a quarter of Redis's `maxmemory` when smaller). */
-  maxBytes: number;
-  /** Whether the last command failed because Redis was unreachable. */
-  redisDown: boolean;
-}
+import { DeviceBuffer } from './local-buffer.js';
+import {
+  type RedisIdentityStoreDropReason,
+  type RedisIdentityStoreOptions,
+  type RedisIdentityStoreStats,
+  resolveIdentityStoreOptions,
+} from './options.js';
 
 /**
  * An {@link IdentityStore} in Redis, so anonymous profile updates held on one instance are applied when
@@ -138,7 +44,6 @@ export class RedisIdentityStore implements IdentityStore {
   readonly #entryPrefix = randomBytes(4).toString('hex');
   #entrySeq = 0;
   readonly #prefix: string;
-  readonly #maxUpdatesPerDevice: number;
   readonly #maxAgeMs: number;
   readonly #maxBuffered: number;
   readonly #takeRetryMs: number;
@@ -147,8 +52,7 @@ export class RedisIdentityStore implements IdentityStore {
   readonly #onError: (error: IdstitchError) => void;
   readonly #now: () => number;
   /** Updates (JSON) waiting for Redis, by device, least recently held first. */
-  readonly #buffer = new Map<string, string[]>();
-  #buffered = 0;
+  readonly #buffer: DeviceBuffer;
   #replayRun: Promise<boolean> | undefined;
   #replayingDevice: string | undefined;
   #replayTimer: NodeJS.Timeout | undefined;
@@ -168,41 +72,18 @@ export class RedisIdentityStore implements IdentityStore {
 
   /** @throws {IdstitchOptionsError} when an option is invalid; the message names the fix. */
   constructor(options: RedisIdentityStoreOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new IdstitchOptionsError(
-        'options',
-        'must be an object',
-        'Pass new RedisIdentityStore({ redis: process.env.REDIS_URL }).',
-      );
-    }
-    this.#prefix = resolvePrefix(options.prefix);
-    this.#maxUpdatesPerDevice = positiveInteger(options.maxUpdatesPerDevice, 'maxUpdatesPerDevice', 50);
-    this.#maxAgeMs = positiveInteger(options.maxAgeMs, 'maxAgeMs', 24 * 60 * 60 * 1000);
-    this.#configuredMaxBytes = positiveInteger(options.maxBytes, 'maxBytes', 64 * 1024 * 1024, 4096);
-    const maxBytesPerDevice = positiveInteger(
-      options.maxBytesPerDevice,
-      'maxBytesPerDevice',
-      Math.min(64 * 1024, this.#configuredMaxBytes),
-      1024,
-      this.#configuredMaxBytes,
-    );
-    this.#limits = {
-      ttlMs: this.#maxAgeMs,
-      maxUpdates: this.#maxUpdatesPerDevice,
-      maxDeviceBytes: maxBytesPerDevice,
-      maxBytes: this.#configuredMaxBytes,
-      maxDevices: positiveInteger(options.maxDevices, 'maxDevices', 100_000),
-    };
-    this.#maxBuffered = positiveInteger(options.maxBufferedUpdates, 'maxBufferedUpdates', 1000);
-    this.#takeRetryMs = positiveInteger(options.takeRetryMs, 'takeRetryMs', 5000, 0);
-    this.#connectWaitMs = positiveInteger(options.connectWaitMs, 'connectWaitMs', 2000, 0);
-    const commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', 2000);
-    // A claim is stale once its taker would long have given up (or died): then its updates go to the
-    // device's next take.
-    this.#claimStaleMs = this.#takeRetryMs + 4 * commandTimeoutMs + 30_000;
-    this.#onError = options.onError ?? ((error) => console.warn(error.message));
+    const resolved = resolveIdentityStoreOptions(options);
+    this.#prefix = resolved.prefix;
+    this.#limits = resolved.limits;
+    this.#configuredMaxBytes = resolved.limits.maxBytes;
+    this.#maxAgeMs = resolved.limits.ttlMs;
+    this.#maxBuffered = resolved.maxBufferedUpdates;
+    this.#takeRetryMs = resolved.takeRetryMs;
+    this.#connectWaitMs = resolved.connectWaitMs;
+    this.#claimStaleMs = resolved.claimStaleMs;
+    this.#onError = resolved.onError;
     this.#onDrop =
-      options.onDrop ??
+      resolved.onDrop ??
       ((_deviceId, count, reason) =>
         this.#report(
           new IdstitchError(
@@ -211,13 +92,18 @@ export class RedisIdentityStore implements IdentityStore {
             { details: { count, reason } },
           ),
         ));
-    this.#now = options.now ?? Date.now;
-    const redis = openRedis(options.redis, 'identity-store', commandTimeoutMs);
-    this.#scripts = new HeldScripts(redis, this.#prefix);
+    this.#now = resolved.now;
+    this.#buffer = new DeviceBuffer(
+      resolved.limits.maxUpdates,
+      resolved.maxBufferedUpdates,
+      (deviceId, count, reason) => this.#drop(deviceId, count, reason),
+    );
+    const redis = openRedis(resolved.redis, 'identity-store', resolved.commandTimeoutMs);
+    this.#scripts = new HeldScripts(redis, resolved.prefix);
     // Replay what was buffered the moment Redis is back, rather than at the next backoff tick.
     redis.on('ready', () => {
       void this.#readMaxmemory();
-      if (this.#buffered > 0) this.#scheduleReplay(0);
+      if (this.#buffer.count > 0) this.#scheduleReplay(0);
       if (this.#toRelease.size > 0) this.#scheduleRelease(0);
     });
     this.#redis = redis;
@@ -263,8 +149,7 @@ export class RedisIdentityStore implements IdentityStore {
     // A replay in progress may be writing this device's buffered updates; let it land first, so they
     // are taken from Redis rather than both taken here and written there.
     if (this.#replayRun) await this.#replayRun;
-    const local = this.#buffer.get(deviceId) ?? [];
-    this.#unbuffer(deviceId);
+    const local = this.#buffer.remove(deviceId) ?? [];
     await whenReady(this.#redis, this.#connectWaitMs);
     const takeId = randomBytes(8).toString('hex');
     const deadline = this.#now() + this.#takeRetryMs;
@@ -307,7 +192,7 @@ export class RedisIdentityStore implements IdentityStore {
   stats(): RedisIdentityStoreStats {
     return {
       held: this.#stats.held,
-      buffered: this.#buffered,
+      buffered: this.#buffer.count,
       taken: this.#stats.taken,
       dropped: { ...this.#stats.dropped },
       heldBytes: this.#heldBytes,
@@ -324,7 +209,7 @@ export class RedisIdentityStore implements IdentityStore {
     if (this.#closed) return;
     this.#closed = true;
     const deadline = this.#now() + timeoutMs;
-    while (this.#buffered > 0 && this.#now() < deadline) {
+    while (this.#buffer.count > 0 && this.#now() < deadline) {
       if (!(await this.#replay())) await sleep(Math.min(100, Math.max(0, deadline - this.#now())));
     }
     while ((this.#toRelease.size > 0 || this.#toConfirm.size > 0) && this.#now() < deadline) {
@@ -333,9 +218,9 @@ export class RedisIdentityStore implements IdentityStore {
     if (this.#replayTimer) clearTimeout(this.#replayTimer);
     if (this.#releaseTimer) clearTimeout(this.#releaseTimer);
     this.#abort.abort();
-    for (const [deviceId, updates] of this.#buffer) this.#drop(deviceId, updates.length, 'shutdown');
+    for (const [deviceId, updates] of this.#buffer.entries())
+      this.#drop(deviceId, updates.length, 'shutdown');
     this.#buffer.clear();
-    this.#buffered = 0;
     await closeRedis(this.#redis);
   }
 
@@ -402,79 +287,23 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   #decode(deviceId: string, raw: string[]): HeldProfileUpdate[] {
-    const cutoff = this.#now() - this.#maxAgeMs;
-    const updates: HeldProfileUpdate[] = [];
-    const seen = new Set<string>();
-    let expired = 0;
-    for (const json of raw) {
-      let update: HeldProfileUpdate;
-      try {
-        const entry = JSON.parse(json) as { i?: unknown; u?: HeldProfileUpdate } & HeldProfileUpdate;
-        if (typeof entry.i === 'string' && entry.u && typeof entry.u === 'object') {
-          // The same entry twice: a hold that timed out but ran, written again from the buffer.
-          if (seen.has(entry.i)) continue;
-          seen.add(entry.i);
-          update = entry.u;
-        } else {
-          update = entry;
-        }
-      } catch (error) {
-        this.#report(
-          new IdstitchError('store_failed', 'a held update in Redis was not valid JSON and was skipped', {
-            cause: error,
-          }),
-        );
-        continue;
-      }
-      if (typeof update.heldAt === 'number' && update.heldAt < cutoff) expired += 1;
-      else updates.push(update);
+    const { updates, expired, unreadable } = decodeHeld(raw, this.#now() - this.#maxAgeMs);
+    for (const error of unreadable) {
+      this.#report(
+        new IdstitchError('store_failed', 'a held update in Redis was not valid JSON and was skipped', {
+          cause: error,
+        }),
+      );
     }
     if (expired > 0) this.#drop(deviceId, expired, 'expired');
-    // Stable: Redis order first, then this process's buffer, each already oldest first.
-    updates.sort((a, b) => (a.heldAt ?? 0) - (b.heldAt ?? 0));
     this.#stats.taken += updates.length;
     return updates;
   }
 
-  /**
-   * Adds updates to the local buffer behind the device's buffered ones, enforcing both bounds. The
-   * device becomes the most recently held, unless `first` (a failed replay puts its batch back where
-   * it was, at the front).
-   */
+  /** Buffers updates (see {@link DeviceBuffer.add}) and, unless `first` (a failed replay), schedules a replay. */
   #bufferUpdates(deviceId: string, updates: string[], first = false): void {
-    const held = this.#buffer.get(deviceId) ?? [];
-    this.#unbuffer(deviceId);
-    held.push(...updates);
-    if (held.length > this.#maxUpdatesPerDevice) {
-      const over = held.length - this.#maxUpdatesPerDevice;
-      held.splice(0, over);
-      this.#drop(deviceId, over, 'per-device limit');
-    }
-    if (first) {
-      const rest = [...this.#buffer];
-      this.#buffer.clear();
-      this.#buffer.set(deviceId, held);
-      for (const [other, otherUpdates] of rest) this.#buffer.set(other, otherUpdates);
-    } else {
-      this.#buffer.set(deviceId, held);
-    }
-    this.#buffered += held.length;
-    while (this.#buffered > this.#maxBuffered) {
-      const [oldest, oldestUpdates] = this.#buffer.entries().next().value as [string, string[]];
-      const over = Math.min(oldestUpdates.length, this.#buffered - this.#maxBuffered);
-      oldestUpdates.splice(0, over);
-      this.#buffered -= over;
-      if (oldestUpdates.length === 0) this.#buffer.delete(oldest);
-      this.#drop(oldest, over, 'local buffer limit');
-    }
+    this.#buffer.add(deviceId, updates, first);
     if (!first && !this.#closed) this.#scheduleReplay();
-  }
-
-  #unbuffer(deviceId: string): void {
-    const held = this.#buffer.get(deviceId);
-    if (!held) return;
-    this.#buffer.delete(deviceId);
-    this.#buffered -= held.length;
   }
 
   #scheduleReplay(delay = backoff(this.#replayAttempt + 1, 100, 5000)): void {
@@ -494,7 +323,7 @@ export class RedisIdentityStore implements IdentityStore {
 
   /** Writes the buffer to Redis, device by device; true when it is empty afterwards. */
   #replay(): Promise<boolean> {
-    if (this.#replayRun) return this.#replayRun.then(() => this.#buffered === 0);
+    if (this.#replayRun) return this.#replayRun.then(() => this.#buffer.count === 0);
     this.#replayRun = this.#replayBuffer().finally(() => {
       this.#replayRun = undefined;
     });
@@ -502,18 +331,16 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   async #replayBuffer(): Promise<boolean> {
-    for (const deviceId of [...this.#buffer.keys()]) {
-      const batch = this.#buffer.get(deviceId);
-      if (!batch) continue;
+    for (const deviceId of this.#buffer.devices()) {
       // Out of the buffer while it is written; updates held meanwhile queue behind it (see hold()).
-      this.#unbuffer(deviceId);
+      const batch = this.#buffer.remove(deviceId);
+      if (!batch) continue;
       this.#replayingDevice = deviceId;
       try {
         await this.#write(deviceId, batch);
       } catch (error) {
         // Back at the front, where it was: a failed write must not make the device look recent.
-        const later = this.#buffer.get(deviceId) ?? [];
-        this.#unbuffer(deviceId);
+        const later = this.#buffer.remove(deviceId) ?? [];
         this.#bufferUpdates(deviceId, [...batch, ...later], true);
         this.#replayAttempt += 1;
         this.#failed(error);
@@ -524,7 +351,7 @@ export class RedisIdentityStore implements IdentityStore {
     }
     this.#replayAttempt = 0;
     this.#up();
-    return this.#buffered === 0;
+    return this.#buffer.count === 0;
   }
 
   #drop(deviceId: string, count: number, reason: RedisIdentityStoreDropReason): void {
@@ -555,7 +382,7 @@ export class RedisIdentityStore implements IdentityStore {
     this.#outage.ended(
       () =>
         new IdstitchError('store_failed', 'Redis answers the identity store again', {
-          details: { state: 'recovered', buffered: this.#buffered },
+          details: { state: 'recovered', buffered: this.#buffer.count },
         }),
     );
   }

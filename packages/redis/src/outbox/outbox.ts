@@ -2,98 +2,19 @@ import {
   DROP_REASONS,
   type DropReason,
   IdstitchError,
-  IdstitchOptionsError,
   MIXPANEL_LIMITS,
-  type MixpanelSinkOptions,
   type OutgoingMessage,
   type Sink,
   validateMessage,
 } from '@idstitch/core';
 import type { Redis } from 'ioredis';
+import { backoff, closeRedis, openRedis, retryPause, sleep, whenReady } from '../connection.js';
+import { describeRedisFault } from '../faults.js';
+import { BacklogMonitor } from '../stream/backlog.js';
+import { encodeMessage } from '../stream/layout.js';
+import { OutboxWorker } from '../worker/worker.js';
 import { StreamAppender } from './append.js';
-import {
-  backoff,
-  closeRedis,
-  describeRedisFault,
-  openRedis,
-  type RedisConnection,
-  retryPause,
-  sleep,
-  whenReady,
-} from './connection.js';
-import { optionalFunction, positiveInteger } from './options.js';
-import { BacklogMonitor, encodeMessage, type OutboxStreamOptions, resolveStream } from './stream.js';
-import { OutboxWorker, type OutboxWorkerOptions, type OutboxWorkerStats } from './worker.js';
-
-/** Options of the worker that {@link RedisOutbox} runs in this process (everything but the shared ones). */
-export type InProcessWorkerOptions = Omit<
-  OutboxWorkerOptions,
-  'redis' | 'prefix' | 'stream' | 'group' | 'maxStreamLength' | 'mixpanel' | 'onError'
->;
-
-export interface RedisOutboxOptions extends OutboxStreamOptions {
-  /** Where Redis is: a `redis://` URL, ioredis options, or an ioredis client (duplicated, never used). */
-  redis: RedisConnection;
-  /**
-   * Mixpanel options (as for `new MixpanelSink()`) of the worker this process runs. Required unless
-   * `worker: false`.
-   */
-  mixpanel?: MixpanelSinkOptions;
-  /**
-   * Run a delivery worker in this process: `true` (default), worker options, or `false` when workers
-   * run as their own processes (`idstitch-outbox-worker`).
-   */
-  worker?: boolean | InProcessWorkerOptions;
-  /**
-   * Messages kept in this process while Redis is unreachable; they are appended as soon as it answers.
-   * Past it, new messages are dropped (`queue_overflow`, reported once per episode). Default 10 000.
-   */
-  maxBufferedMessages?: number;
-  /** Serialised bytes kept in this process while Redis is unreachable. Default 16 MiB. */
-  maxBufferedBytes?: number;
-  /** Messages appended per round trip (one script of `XADD`s). Default 500. */
-  appendBatchSize?: number;
-  /**
-   * How long `flush()` waits for an unreachable Redis before it resolves anyway (the messages stay
-   * buffered and keep being retried). Default 10 000 ms.
-   */
-  flushTimeoutMs?: number;
-  /** Timeout of `close()` when called without one. Default 10 000 ms. */
-  closeTimeoutMs?: number;
-  /** A Redis command not answered within this fails (and is retried). Default 5000 ms. */
-  commandTimeoutMs?: number;
-  /**
-   * Receives every fault: invalid messages, Redis unreachable and back (`delivery_failed` with
-   * `details.state`), the local buffer full (`queue_overflow`), the stream over `maxStreamLength`
-   * (`queue_overflow`), and everything the in-process worker reports. Default: `console.warn`.
-   */
-  onError?: (error: IdstitchError) => void;
-}
-
-/**
- * Counters of a {@link RedisOutbox}. At every moment `tracked = appended + droppedTotal + buffered`;
- * after `flush()` with Redis reachable, `buffered` is 0.
- */
-export interface RedisOutboxStats {
-  /** Messages written, plus drops the producer recorded with `recordDrop()` (consent, ...). */
-  tracked: number;
-  /** Messages appended to the stream. */
-  appended: number;
-  /** Messages waiting in this process to be appended. */
-  buffered: number;
-  bufferedBytes: number;
-  /** Messages dropped before they reached the stream, by reason. */
-  dropped: Record<DropReason, number>;
-  droppedTotal: number;
-  /** The stream's length at the last append, undelivered entries of every instance included. */
-  streamLength: number | undefined;
-  /** Whether the stream is over `maxStreamLength`. */
-  backlogOver: boolean;
-  /** Whether the last append failed because Redis was unreachable. */
-  redisDown: boolean;
-  /** The in-process worker's counters, when it runs. */
-  worker: OutboxWorkerStats | undefined;
-}
+import { type RedisOutboxOptions, type RedisOutboxStats, resolveOutboxOptions } from './options.js';
 
 interface Buffered {
   readonly seq: number;
@@ -165,49 +86,29 @@ export class RedisOutbox implements Sink {
 
   /** @throws {IdstitchOptionsError} when an option is missing or invalid; the message names the fix. */
   constructor(options: RedisOutboxOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new IdstitchOptionsError(
-        'options',
-        'must be an object',
-        "Pass new RedisOutbox({ redis: process.env.REDIS_URL, mixpanel: { token: '…' } }).",
-      );
-    }
-    const { stream, group, maxStreamLength } = resolveStream(options);
+    const resolved = resolveOutboxOptions(options);
+    const { stream, group, maxStreamLength } = resolved;
     this.#stream = stream;
-    this.#maxBuffered = positiveInteger(options.maxBufferedMessages, 'maxBufferedMessages', 10_000);
-    this.#maxBufferedBytes = positiveInteger(
-      options.maxBufferedBytes,
-      'maxBufferedBytes',
-      16 * 1024 * 1024,
-      1024,
-    );
-    this.#appendBatchSize = positiveInteger(options.appendBatchSize, 'appendBatchSize', 500, 1, 10_000);
-    this.#flushTimeoutMs = positiveInteger(options.flushTimeoutMs, 'flushTimeoutMs', 10_000, 0);
-    this.#closeTimeoutMs = positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 10_000, 0);
-    const commandTimeoutMs = positiveInteger(options.commandTimeoutMs, 'commandTimeoutMs', 5000);
-    this.#onError = optionalFunction(options.onError, 'onError') ?? ((error) => console.warn(error.message));
+    this.#maxBuffered = resolved.maxBufferedMessages;
+    this.#maxBufferedBytes = resolved.maxBufferedBytes;
+    this.#appendBatchSize = resolved.appendBatchSize;
+    this.#flushTimeoutMs = resolved.flushTimeoutMs;
+    this.#closeTimeoutMs = resolved.closeTimeoutMs;
+    this.#onError = resolved.onError;
     this.#backlog = new BacklogMonitor(stream, maxStreamLength, (error) => this.#report(error));
 
-    const worker = options.worker ?? true;
-    if (worker !== false) {
-      if (options.mixpanel === undefined) {
-        throw new IdstitchOptionsError(
-          'mixpanel',
-          'is required when the outbox runs its delivery worker in this process (the default)',
-          'Pass mixpanel: { token, serviceAccount, projectId }, or worker: false and run `idstitch-outbox-worker`.',
-        );
-      }
+    if (resolved.worker !== false) {
       this.#worker = new OutboxWorker({
-        ...(worker === true ? {} : worker),
-        redis: options.redis,
+        ...resolved.worker.options,
+        redis: resolved.redis,
         stream,
         group,
         maxStreamLength,
-        mixpanel: options.mixpanel,
+        mixpanel: resolved.worker.mixpanel,
         onError: (error) => this.#report(error),
       });
     }
-    this.#redis = openRedis(options.redis, 'outbox', commandTimeoutMs);
+    this.#redis = openRedis(resolved.redis, 'outbox', resolved.commandTimeoutMs);
     this.#appender = new StreamAppender(this.#redis, stream, group);
     this.#redis.on('ready', () => {
       if (this.#buffer.length > 0) this.#scheduleAppend();
