@@ -165,3 +165,52 @@ describe('outbox with a stalled Redis (SIGSTOP)', () => {
     expect(errors.find((error) => error.details.state === 'down')?.message).toContain('no answer in time');
   });
 });
+
+describe('outbox on a Redis whose maxmemory-policy may evict keys', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedisServer({ args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] });
+  });
+  afterAll(() => redis.stop());
+
+  it('says so once: Redis could evict the stream (messages lost without a trace) or the append markers', async () => {
+    const { outbox, errors } = createOutbox(redis, { worker: false });
+    outbox.write(eventMessage('Viewed', {}));
+    await outbox.flush();
+    await until(
+      () => errors.some((error) => error.details.state === 'eviction_risk'),
+      'the eviction warning',
+      5000,
+    );
+    await redis.client.config('SET', 'maxmemory-policy', 'volatile-ttl');
+    // A reconnect checks again, but the same outbox does not repeat itself.
+    await redis.client.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    outbox.write(eventMessage('Viewed', {}));
+    await outbox.flush();
+
+    const warnings = errors.filter((error) => error.details.state === 'eviction_risk');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.code).toBe('delivery_failed');
+    expect(warnings[0]!.message).toMatch(/maxmemory-policy allkeys-lru/);
+    expect(warnings[0]!.message).toMatch(/noeviction/);
+    expect(warnings[0]!.details).toMatchObject({ maxmemoryPolicy: 'allkeys-lru', stream: STREAM });
+  });
+
+  it('stays quiet under noeviction, and without a maxmemory (nothing is ever evicted)', async () => {
+    await redis.client.config('SET', 'maxmemory-policy', 'noeviction');
+    const first = createOutbox(redis, { worker: false });
+    first.outbox.write(eventMessage('Viewed', {}));
+    await first.outbox.flush();
+    await redis.client.config('SET', 'maxmemory', '0');
+    await redis.client.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    const second = createOutbox(redis, { worker: false });
+    second.outbox.write(eventMessage('Viewed', {}));
+    await second.outbox.flush();
+    await second.outbox.close();
+    await first.outbox.close();
+
+    expect([...first.errors, ...second.errors].map((error) => error.details.state)).not.toContain(
+      'eviction_risk',
+    );
+  });
+});

@@ -9,11 +9,12 @@ import {
 } from '@idstitch/core';
 import type { Redis } from 'ioredis';
 import { backoff, closeRedis, openRedis, retryPause, sleep, whenReady } from '../connection.js';
-import { describeRedisFault } from '../faults.js';
+import { describeRedisFault, safeRedisUrl } from '../faults.js';
 import { BacklogMonitor } from '../stream/backlog.js';
 import { encodeMessage } from '../stream/layout.js';
 import { OutboxWorker } from '../worker/worker.js';
 import { StreamAppender } from './append.js';
+import { mayEvict, readEvictionSettings } from './eviction-risk.js';
 import { type RedisOutboxOptions, type RedisOutboxStats, resolveOutboxOptions } from './options.js';
 
 interface Buffered {
@@ -76,6 +77,7 @@ export class RedisOutbox implements Sink {
   #overflowing = false;
   #overflowDropped = 0;
   #afterCloseReported = false;
+  #evictionRiskReported = false;
   readonly #abort = new AbortController();
   #tracked = 0;
   #appended = 0;
@@ -111,6 +113,7 @@ export class RedisOutbox implements Sink {
     this.#redis = openRedis(resolved.redis, 'outbox', resolved.commandTimeoutMs);
     this.#appender = new StreamAppender(this.#redis, stream, group);
     this.#redis.on('ready', () => {
+      void this.#checkEviction();
       if (this.#buffer.length > 0) this.#scheduleAppend();
     });
     this.#worker?.start();
@@ -397,6 +400,33 @@ export class RedisOutbox implements Sink {
     }
     await this.#appending;
     await closeRedis(this.#redis);
+  }
+
+  /** Reports, once, a Redis that may evict the outbox's keys when it is full (see {@link mayEvict}). */
+  async #checkEviction(): Promise<void> {
+    if (this.#evictionRiskReported) return;
+    const settings = await readEvictionSettings(this.#redis);
+    if (!settings || !mayEvict(settings) || this.#evictionRiskReported) return;
+    this.#evictionRiskReported = true;
+    const url = safeRedisUrl(this.#redis);
+    this.#report(
+      new IdstitchError(
+        'delivery_failed',
+        `Redis at ${url} has a maxmemory and maxmemory-policy ${settings.policy}: when it is full it may evict ` +
+          `the outbox stream ${this.#stream} (undelivered messages lost without a trace) or the append markers ` +
+          '(a retried append, a profile $add, then lands twice). Set maxmemory-policy noeviction on the Redis ' +
+          'that holds the outbox, and keep the identity store on another one if it needs eviction.',
+        {
+          details: {
+            state: 'eviction_risk',
+            stream: this.#stream,
+            maxmemoryPolicy: settings.policy,
+            maxmemory: settings.maxmemory,
+            redis: url,
+          },
+        },
+      ),
+    );
   }
 
   #failed(error: unknown): void {
