@@ -16,8 +16,8 @@ type WorkerState = 'idle' | 'running' | 'closing' | 'closed';
  * Delivers the outbox: reads the stream through a consumer group, hands the messages to a
  * {@link MixpanelSink}, and acknowledges (`XACK`, then `XDEL`) an entry only once Mixpanel accepted it
  * or refused it for good. Entries a dead worker left pending are taken over after `claimIdleMs`
- * (`XAUTOCLAIM`), so delivery is at-least-once; a message delivered twice carries the same
- * `$insert_id`, and Mixpanel keeps one.
+ * (`XAUTOCLAIM`), so delivery is at-least-once; an event delivered twice carries the same
+ * `$insert_id`, and Mixpanel keeps one, but a profile or group update (a `$add`) is applied twice.
  *
  * Runs inside each app instance (the {@link RedisOutbox} default) or as its own process
  * (`idstitch-outbox-worker`); start more of them to deliver faster.
