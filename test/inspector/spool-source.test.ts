@@ -15,6 +15,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** Polls a condition (fs events arrive when the kernel delivers them); fails after 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the watcher');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'idstitch-inspect-spool-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -104,6 +113,18 @@ describe('spoolSource', () => {
     expect(damage).toHaveLength(2);
     expect(damage[0]).toMatch(/damaged bytes at offset \d+ .*checksum mismatch/);
     expect(damage[1]).toMatch(/ends in 30 bytes of an incomplete record/);
+  });
+
+  it('calls back when the owner appends, so the page updates live', async () => {
+    const dir = tempDir();
+    const spool = await openSpool(dir, cleanups);
+    const source = spoolSource(dir);
+    let changes = 0;
+    cleanups.push(source.watch(() => (changes += 1)));
+    const id = spool.append(1, 'import', spooledEvent('Viewed', 0), true) as number;
+    await spool.markSending([id]);
+    await until(() => changes > 0);
+    expect((await source.read()).messages).toHaveLength(1);
   });
 
   it('reads as "nothing yet" (ENOENT) before the spool directory exists, and tolerates a segment deleted under it', async () => {
