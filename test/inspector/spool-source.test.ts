@@ -100,7 +100,7 @@ describe('spoolSource', () => {
     const bytes = readFileSync(path);
     // Flip one byte inside the third record's JSON, then cut the last record in half (a crash mid-write).
     const third = bytes.indexOf('insert-2');
-    bytes[third + 3] ^= 0x20;
+    bytes[third + 3] = (bytes[third + 3] as number) ^ 0x20;
     const last = bytes.lastIndexOf(Buffer.from('SPL1'));
     writeFileSync(path, bytes.subarray(0, last + 30));
 

@@ -40,7 +40,8 @@ interface RedisModules {
 
 const PAGE = 1000;
 
-async function importOptional<T>(name: string): Promise<T> {
+/** Imports an optional peer dependency; a missing one is an options error naming what to install. */
+export async function importOptional<T>(name: string): Promise<T> {
   try {
     return (await import(name)) as T;
   } catch (error) {
