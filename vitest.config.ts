@@ -14,11 +14,12 @@ const source = '@idstitch/source';
  * scripts/ensure-redis.sh, so there a missing redis-server fails the run.
  */
 function redisTestFiles(): string[] {
-  const folder = 'packages/redis/test';
-  return readdirSync(folder)
-    .filter((name) => name.endsWith('.test.ts'))
-    .map((name) => join(folder, name))
-    .filter((file) => readFileSync(file, 'utf8').includes('startRedisServer('));
+  return ['packages/redis/test', 'test/inspector'].flatMap((folder) =>
+    readdirSync(folder)
+      .filter((name) => name.endsWith('.test.ts'))
+      .map((name) => join(folder, name))
+      .filter((file) => readFileSync(file, 'utf8').includes('startRedisServer(')),
+  );
 }
 const withoutRedis = spawnSync('redis-server', ['--version']).error !== undefined;
 const skipped = withoutRedis ? redisTestFiles() : [];

@@ -8,6 +8,6 @@ export { RedisIdentityStore } from './identity/store.js';
 export type { InProcessWorkerOptions, RedisOutboxOptions, RedisOutboxStats } from './outbox/options.js';
 export { RedisOutbox } from './outbox/outbox.js';
 export type { OutboxStreamOptions } from './stream/layout.js';
-export { OUTBOX_STREAM_LAYOUT } from './stream/layout.js';
+export { OUTBOX_STREAM_LAYOUT, outboxStreamKey } from './stream/layout.js';
 export type { OutboxWorkerOptions, OutboxWorkerStats } from './worker/options.js';
 export { OutboxWorker } from './worker/worker.js';

@@ -1,8 +1,10 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_LOCAL_PATH } from '@idstitch/core';
+import { redisOutboxSource } from '../inspect/redis-source.js';
 import { startInspector } from '../inspect/server.js';
-import { localFileSource } from '../inspect/source.js';
+import { localFileSource, type RecordSource } from '../inspect/source.js';
+import { spoolSource } from '../inspect/spool-source.js';
 import { formatReportJson, formatReportText, reportFromFile } from '../report.js';
 import type { IdMergeMode } from '../resolver.js';
 
@@ -24,6 +26,8 @@ Commands:
 
   inspect [file]       Serve the inspector page: the identity graph, a timeline per person and the QA
                        findings, updated live while the app appends to the file (same default file).
+                       With --spool or --redis it reads those instead, or as well when a file is given
+                       (an event held in several is shown once, by $insert_id).
 
 Options for report:
   --json               Print the report as JSON instead of tables.
@@ -35,6 +39,10 @@ Options for inspect:
   --host <address>     Interface to listen on (default 127.0.0.1). Another address needs --token.
   --token <secret>     Require this secret (open the page once with ?token=<secret>).
   --mode <api>         As for report.
+  --spool <dir>        Also show what a MixpanelSink spool directory holds, not yet delivered (read-only).
+  --redis <url>        Also show what a Redis outbox stream holds, not yet delivered (read-only;
+                       needs @idstitch/redis and ioredis installed).
+  --stream <key>       The outbox stream's key with --redis (default idstitch:outbox).
 
   -h, --help           Show this help.
 
@@ -78,6 +86,11 @@ function parseReportArgs(args: readonly string[]): ReportArgs | string {
 
 interface InspectArgs {
   file: string;
+  /** A file was named, or neither --spool nor --redis was given: read the LocalSink file. */
+  fileGiven: boolean;
+  spool: string | undefined;
+  redis: string | undefined;
+  stream: string | undefined;
   mode: IdMergeMode | undefined;
   port: number;
   host: string;
@@ -87,6 +100,10 @@ interface InspectArgs {
 function parseInspectArgs(args: readonly string[]): InspectArgs | string {
   const parsed: InspectArgs = {
     file: DEFAULT_LOCAL_PATH,
+    fileGiven: false,
+    spool: undefined,
+    redis: undefined,
+    stream: undefined,
     mode: undefined,
     port: 4747,
     host: '127.0.0.1',
@@ -96,7 +113,10 @@ function parseInspectArgs(args: readonly string[]): InspectArgs | string {
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i]!;
     const option = /^(--[a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (option && ['--mode', '--port', '--host', '--token'].includes(option[1]!)) {
+    if (
+      option &&
+      ['--mode', '--port', '--host', '--token', '--spool', '--redis', '--stream'].includes(option[1]!)
+    ) {
       const name = option[1]!;
       const value = option[2] ?? args[++i];
       if (value === undefined || value === '') return `${name} needs a value`;
@@ -112,6 +132,13 @@ function parseInspectArgs(args: readonly string[]): InspectArgs | string {
         }
         parsed.port = port;
       } else if (name === '--host') parsed.host = value;
+      else if (name === '--spool') parsed.spool = value;
+      else if (name === '--redis') {
+        if (!/^rediss?:\/\//.test(value)) {
+          return `--redis must be a redis:// or rediss:// URL, got "${value}" (e.g. --redis redis://127.0.0.1:6379)`;
+        }
+        parsed.redis = value;
+      } else if (name === '--stream') parsed.stream = value;
       else parsed.token = value;
     } else if (arg.startsWith('-') && arg !== '-') return `unknown option ${arg}`;
     else if (fileGiven) return `inspect takes one file, got "${parsed.file}" and "${arg}"`;
@@ -120,6 +147,10 @@ function parseInspectArgs(args: readonly string[]): InspectArgs | string {
       fileGiven = true;
     }
   }
+  if (parsed.stream !== undefined && parsed.redis === undefined) {
+    return '--stream names the outbox stream of --redis: pass --redis <url> too';
+  }
+  parsed.fileGiven = fileGiven || (parsed.spool === undefined && parsed.redis === undefined);
   return parsed;
 }
 
@@ -132,11 +163,23 @@ function untilSignal(): AbortSignal {
 }
 
 async function runInspect(args: InspectArgs, io: CliIo): Promise<number> {
-  const path = resolve(io.cwd, args.file);
+  const mode = args.mode === undefined ? {} : { mode: args.mode };
   let running: Awaited<ReturnType<typeof startInspector>>;
+  const sources: RecordSource[] = [];
   try {
+    if (args.fileGiven) sources.push(localFileSource(resolve(io.cwd, args.file), mode));
+    if (args.spool !== undefined) sources.push(spoolSource(resolve(io.cwd, args.spool), mode));
+    if (args.redis !== undefined) {
+      sources.push(
+        redisOutboxSource({
+          redis: args.redis,
+          ...mode,
+          ...(args.stream === undefined ? {} : { stream: args.stream }),
+        }),
+      );
+    }
     running = await startInspector({
-      source: localFileSource(path, args.mode === undefined ? {} : { mode: args.mode }),
+      source: sources,
       port: args.port,
       host: args.host,
       ...(args.token === undefined ? {} : { token: args.token }),
@@ -147,7 +190,8 @@ async function runInspect(args: InspectArgs, io: CliIo): Promise<number> {
     );
     return 1;
   }
-  io.stdout(`idstitch inspector: ${running.url}\n  reading ${path} (updates live; Ctrl-C stops)\n`);
+  const reading = sources.map((source) => `  reading ${source.label}\n`).join('');
+  io.stdout(`idstitch inspector: ${running.url}\n${reading}  (updates live; Ctrl-C stops)\n`);
   const stop = io.stop; // read once: the default makes a signal that listens for SIGINT/SIGTERM
   if (!stop.aborted) await new Promise((stopped) => stop.addEventListener('abort', stopped, { once: true }));
   await running.close();

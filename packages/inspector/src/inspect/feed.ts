@@ -2,10 +2,12 @@ import { buildSnapshot } from './snapshot.js';
 import type { InspectorSnapshot } from './snapshot-types.js';
 import type { RecordSource } from './source.js';
 
-function problemOf(error: unknown): string {
+function problemOf(error: unknown, label: string): string {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
   if (code === 'ENOENT') {
-    return 'Nothing recorded yet: the file does not exist. Start the app without a Mixpanel token and make a few requests.';
+    return label.startsWith('spool ')
+      ? 'Nothing spooled yet: the spool directory does not exist. It appears once the app’s MixpanelSink spools a message.'
+      : 'Nothing recorded yet: the file does not exist. Start the app without a Mixpanel token and make a few requests.';
   }
   return `The records cannot be read (${code || (error instanceof Error ? error.message : String(error))}).`;
 }
@@ -43,7 +45,7 @@ export class SnapshotFeed {
     };
   }
 
-  /** Stops watching the source. */
+  /** Stops watching the source (its connections are the owner's to close: {@link RecordSource.close}). */
   close(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -74,7 +76,7 @@ export class SnapshotFeed {
       } catch (error) {
         return buildSnapshot(
           { messages: [], lineNumbers: [], unreadable: [] },
-          { source: this.source.label, revision, ...mode, problem: problemOf(error) },
+          { source: this.source.label, revision, ...mode, problem: problemOf(error, this.source.label) },
         );
       }
     });

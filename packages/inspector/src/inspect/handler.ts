@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IdstitchOptionsError } from '@idstitch/core';
 import { type AccessCheck, accessCheck, type InspectorAccessOptions } from './access.js';
 import { SnapshotFeed } from './feed.js';
+import { mergeSources } from './merge-source.js';
 import type { InspectorSnapshot } from './snapshot-types.js';
 import { localFileSource, type RecordSource } from './source.js';
 import { loadStaticFiles, type StaticFile } from './static-files.js';
@@ -8,8 +10,12 @@ import { UI_DIR } from './ui-dir.js';
 
 /** Options of {@link inspector}. */
 export interface InspectorOptions extends InspectorAccessOptions {
-  /** What to show. Default: the file LocalSink writes when no path is given (`.idstitch/events.ndjson`). */
-  source?: RecordSource;
+  /**
+   * What to show: a LocalSink file ({@link localFileSource}), a delivery spool ({@link spoolSource}), a Redis
+   * outbox ({@link redisOutboxSource}), or several of them, merged by `$insert_id`. Default: the file
+   * LocalSink writes when no path is given (`.idstitch/events.ndjson`).
+   */
+  source?: RecordSource | readonly RecordSource[];
   /** Folder of the pre-built page. Default: the one shipped in this package (`dist/ui`). */
   uiDir?: string;
   /** Comment line sent on idle event streams so proxies keep them open, in ms. Default 15 000. */
@@ -19,8 +25,8 @@ export interface InspectorOptions extends InspectorAccessOptions {
 /** A Node request handler, usable as Express/Connect middleware, plus `close()` to stop watching. */
 export interface InspectorHandler {
   (request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void): void;
-  /** Ends the open event streams and stops watching the source. */
-  close(): void;
+  /** Ends the open event streams, stops watching the sources and closes their connections. */
+  close(): Promise<void>;
 }
 
 const SECURITY_HEADERS = {
@@ -54,6 +60,29 @@ function snapshotEvent(snapshot: InspectorSnapshot): string {
   return `event: snapshot\nid: ${snapshot.revision}\ndata: ${JSON.stringify(snapshot)}\n\n`;
 }
 
+function isSource(value: unknown): value is RecordSource {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as RecordSource).read === 'function' &&
+    typeof (value as RecordSource).watch === 'function'
+  );
+}
+
+/** Checks the `source` option at start-up; several sources become one merged source. */
+function resolveSource(option: InspectorOptions['source']): RecordSource {
+  if (option === undefined) return localFileSource();
+  const list = Array.isArray(option) ? option : [option];
+  if (list.length === 0 || !list.every(isSource)) {
+    throw new IdstitchOptionsError(
+      'source',
+      list.length === 0 ? 'is an empty list' : 'must be a record source or a list of them',
+      'Pass localFileSource(path), spoolSource(dir), redisOutboxSource({ redis: url }) or a list of them',
+    );
+  }
+  return mergeSources(list);
+}
+
 /**
  * The inspector page as middleware. Mount it in development at a path of your choosing:
  *
@@ -68,7 +97,8 @@ function snapshotEvent(snapshot: InspectorSnapshot): string {
  */
 export function inspector(options: InspectorOptions = {}): InspectorHandler {
   const allowed: AccessCheck = accessCheck(options);
-  const feed = new SnapshotFeed(options.source ?? localFileSource());
+  const source = resolveSource(options.source);
+  const feed = new SnapshotFeed(source);
   const uiDir = options.uiDir ?? UI_DIR;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   let files: Promise<Map<string, StaticFile>> | undefined;
@@ -161,10 +191,11 @@ export function inspector(options: InspectorOptions = {}): InspectorHandler {
     });
   };
   return Object.assign(middleware, {
-    close(): void {
+    async close(): Promise<void> {
       for (const response of streams) response.end();
       streams.clear();
       feed.close();
+      await source.close?.();
     },
   });
 }

@@ -61,11 +61,11 @@ export async function startInspector(options: InspectorServerOptions = {}): Prom
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `http://${shown}:${address.port}/`,
-    close: () =>
-      new Promise<void>((done) => {
-        handler.close();
-        server.close(() => done());
-        server.closeAllConnections();
-      }),
+    close: async () => {
+      const closed = new Promise<void>((done) => server.close(() => done()));
+      const released = handler.close();
+      server.closeAllConnections();
+      await Promise.all([closed, released]);
+    },
   };
 }

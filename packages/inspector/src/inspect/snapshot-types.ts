@@ -65,6 +65,13 @@ export interface TimelineEntry {
   properties: Record<string, unknown>;
   /** Positions (in `findings`) of the QA findings that point at this event. */
   findings: number[];
+  /**
+   * Where the message waits to be delivered (a spool segment, a Redis outbox entry), or `null`: recorded by
+   * LocalSink, which delivers nothing. Delivered messages are gone from a spool or an outbox.
+   */
+  pending: string | null;
+  /** Labels of the sources that hold the message. */
+  sources: string[];
 }
 
 export interface PersonTimeline {
@@ -95,7 +102,7 @@ export interface SnapshotFinding {
 export interface InspectorSnapshot {
   /** Grows with every rebuild, so the page can ignore an older snapshot that arrives late. */
   revision: number;
-  /** Where the records came from (the LocalSink file). */
+  /** Where the records came from (the LocalSink file, a spool, an outbox; merged sources joined by ` + `). */
   source: string;
   mode: 'simplified' | 'original';
   modeInferred: boolean;
@@ -109,6 +116,8 @@ export interface InspectorSnapshot {
     identifiedUsers: number;
     findings: number;
     unreadableLines: number;
+    /** Messages still waiting for delivery (read from a spool or an outbox). */
+    pending: number;
   };
   nodes: GraphNode[];
   links: GraphLink[];
@@ -117,4 +126,6 @@ export interface InspectorSnapshot {
   findings: SnapshotFinding[];
   /** Set when the source could not be read (e.g. the file does not exist yet). */
   problem: string | null;
+  /** What the sources say: what they cannot show, damage skipped, a merged source that could not be read. */
+  notices: string[];
 }

@@ -1,4 +1,3 @@
-import type { NdjsonReadResult } from '@idstitch/core';
 import { describeOperation, reportFromResolution } from '../report.js';
 import type { IdMergeMode, ResolvedEvent } from '../resolver.js';
 import { DEVICE_PREFIX, inferIdMergeMode, resolveIdentities } from '../resolver.js';
@@ -10,6 +9,7 @@ import type {
   SnapshotCluster,
   SnapshotFinding,
 } from './snapshot-types.js';
+import type { SourceRecords } from './source.js';
 
 /** Fields that decide identity; the timeline shows them in their own columns, not among the properties. */
 const IDENTITY_FIELDS: ReadonlySet<string> = new Set([
@@ -33,8 +33,8 @@ export interface SnapshotOptions {
 }
 
 /** Resolves what was recorded and arranges it for the page: graph, clusters, timelines, findings. Pure. */
-export function buildSnapshot(records: NdjsonReadResult, options: SnapshotOptions): InspectorSnapshot {
-  const { messages, lineNumbers, unreadable } = records;
+export function buildSnapshot(records: SourceRecords, options: SnapshotOptions): InspectorSnapshot {
+  const { messages, lineNumbers, unreadable, origins } = records;
   const mode = options.mode ?? inferIdMergeMode(messages);
   const resolution = resolveIdentities(messages, { mode });
   const report = reportFromResolution(messages, resolution, {
@@ -132,6 +132,8 @@ export function buildSnapshot(records: NdjsonReadResult, options: SnapshotOption
         notes: row.notes,
         properties,
         findings: findingsOf.get(row.message) ?? [],
+        pending: origins?.[row.message]?.pending ?? null,
+        sources: origins?.[row.message]?.sources ?? [options.source],
       };
     }),
   }));
@@ -151,6 +153,7 @@ export function buildSnapshot(records: NdjsonReadResult, options: SnapshotOption
       identifiedUsers: t.identifiedUsers,
       findings: t.findings,
       unreadableLines: t.unreadableLines,
+      pending: origins?.filter((origin) => origin.pending !== null).length ?? 0,
     },
     nodes,
     links,
@@ -158,5 +161,6 @@ export function buildSnapshot(records: NdjsonReadResult, options: SnapshotOption
     people,
     findings,
     problem: options.problem ?? null,
+    notices: records.notices ?? [],
   };
 }

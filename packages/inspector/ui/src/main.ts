@@ -61,6 +61,7 @@ function renderHeader(current: InspectorSnapshot): void {
         ['Clusters', t.clusters],
         ['Users', t.identifiedUsers],
         ['Findings', t.findings],
+        ...(t.pending > 0 ? ([['Pending delivery', t.pending]] as const) : []),
       ] as const
     ).flatMap(([label, value]) => [
       h('div', { class: 'total' }, h('dt', {}, label), h('dd', {}, String(value))),
@@ -71,6 +72,9 @@ function renderHeader(current: InspectorSnapshot): void {
   problem.textContent =
     current.problem ??
     (t.unreadableLines > 0 ? `${t.unreadableLines} lines of the file hold no message and were skipped.` : '');
+  const notices = byId('notices');
+  notices.hidden = current.notices.length === 0;
+  fill(notices, ...current.notices.map((notice) => h('li', {}, notice)));
 }
 
 function renderStatus(): void {

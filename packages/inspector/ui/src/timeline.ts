@@ -48,7 +48,11 @@ function row(entry: TimelineEntry, number: number, actions: TimelineActions): HT
     {
       id: `message-${entry.message}`,
       tabindex: -1,
-      class: [entry.retroactive ? 'retroactive' : '', entry.findings.length > 0 ? 'flagged' : '']
+      class: [
+        entry.retroactive ? 'retroactive' : '',
+        entry.findings.length > 0 ? 'flagged' : '',
+        entry.pending === null ? '' : 'pending',
+      ]
         .join(' ')
         .trim(),
       'data-message': entry.message,
@@ -68,6 +72,9 @@ function row(entry: TimelineEntry, number: number, actions: TimelineActions): HT
     h(
       'td',
       { class: 'notes' },
+      entry.pending === null
+        ? null
+        : h('span', { class: 'badge pending', title: entry.pending }, 'pending delivery'),
       ...entry.notes.map((note) => h('span', { class: 'note' }, note)),
       ...entry.findings.map((index) =>
         h(

@@ -87,3 +87,13 @@ export function entriesOfRead(reply: unknown): StreamEntry[] {
   const first = reply[0] as [string, StreamEntry[]] | undefined;
   return Array.isArray(first?.[1]) ? first[1] : [];
 }
+
+/**
+ * The key of the outbox stream that a {@link RedisOutbox} and its workers with these options use:
+ * `<prefix>outbox` (default `idstitch:outbox`), or `stream` when given.
+ *
+ * @throws IdstitchOptionsError when `prefix` or `stream` is not a usable name.
+ */
+export function outboxStreamKey(options: Pick<OutboxStreamOptions, 'prefix' | 'stream'> = {}): string {
+  return resolveStream(options).stream;
+}
