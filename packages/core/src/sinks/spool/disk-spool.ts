@@ -358,6 +358,10 @@ class DiskSpool implements Spool {
     const batch = this.#pending;
     this.#pending = [];
     const ledgers = this.#segments.filter((s) => s.pendingLedger.length > 0);
+    // Only the waiters of the entries this batch writes: entries (and waiters) added while it runs are the
+    // next batch's. Resolving every waiter of the segment here let a profile update go out before its
+    // being-sent mark was on disk (the kill -9 test caught `$add`s applied twice).
+    const waiters = ledgers.flatMap((segment) => segment.ledgerWaiters.splice(0));
     const touched = new Set<Segment>();
     const mustSync: Segment[] = [];
     let failedFrom = batch.length;
@@ -404,7 +408,7 @@ class DiskSpool implements Spool {
     } catch (error) {
       await this.#fail(error, batch.slice(failedFrom));
     }
-    for (const segment of ledgers) for (const done of segment.ledgerWaiters.splice(0)) done();
+    for (const done of waiters) done();
     this.#hooks.written();
   }
 
