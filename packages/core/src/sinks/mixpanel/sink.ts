@@ -148,6 +148,8 @@ export class MixpanelSink implements Sink {
   async #close(timeoutMs: number): Promise<void> {
     this.#signals.remove();
     this.#unwatchExit();
+    // Messages written while the spool opened are journaled once it is open: let that happen first.
+    await this.#spooling?.opened;
     await closeWithin(
       {
         lanes: this.#lanes,

@@ -53,6 +53,7 @@ export class Spooling {
   /** Spool IDs of profile/group updates whose request may have reached Mixpanel. */
   readonly #onWire = new Set<number>();
   #reading = false;
+  #closed = false;
   /** Asked to read while a read was out: read again when it returns. */
   #again = false;
   /** The synced high-water mark: messages up to this sequence number are durable under the fsync policy. */
@@ -129,6 +130,8 @@ export class Spooling {
 
   async close(): Promise<void> {
     await this.opened;
+    // What is still on disk only stays there, counted as spooled, for the next process.
+    this.#closed = true;
     await this.#spool?.close();
   }
 
@@ -212,7 +215,7 @@ export class Spooling {
   /** Reads disk-only records back while memory has room. */
   refill(): void {
     const spool = this.#spool;
-    if (!spool || spool.backlog === 0) return;
+    if (!spool || spool.backlog === 0 || this.#closed) return;
     if (this.#reading) {
       this.#again = true;
       return;
@@ -223,6 +226,8 @@ export class Spooling {
     void spool.read(Math.min(10_000, this.#options.maxQueueMessages - this.#accounts.queued), room).then(
       (records) => {
         this.#reading = false;
+        // Closed meanwhile: they stay on disk (unacknowledged, still counted as spooled) for the next process.
+        if (this.#closed) return;
         for (const record of records) this.#admit(record);
         const again = this.#again;
         this.#again = false;
