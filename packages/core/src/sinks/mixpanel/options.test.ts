@@ -135,9 +135,9 @@ describe('the spool option, defaulted in one place', () => {
     withEnv('production', () => {
       expect(resolveMixpanelOptions({ token: 'tok' })).toMatchObject({ spool: undefined, spoolHint: true });
       expect(resolveMixpanelOptions({ token: 'tok', spool: false })).toMatchObject({ spoolHint: false });
-      expect(resolveMixpanelOptions({ token: 'tok', spool: { dir: '/var/lib/app/spool' } }).spool).toMatchObject(
-        { dir: '/var/lib/app/spool', fsync: 'per-batch' },
-      );
+      expect(
+        resolveMixpanelOptions({ token: 'tok', spool: { dir: '/var/lib/app/spool' } }).spool,
+      ).toMatchObject({ dir: '/var/lib/app/spool', fsync: 'per-batch' });
     });
     withEnv('development', () => {
       expect(resolveMixpanelOptions({ token: 'tok', spool: false }).spool).toBeUndefined();
