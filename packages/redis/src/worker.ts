@@ -214,6 +214,8 @@ export class OutboxWorker {
       maxQueueMessages: Math.max(this.#maxInFlight, 1),
       maxQueueBytes: Math.max(this.#maxInFlightBytes * 2, 1024),
       ...options.mixpanel,
+      // The Redis stream is the durable queue: no disk spool behind it (nor its production hint).
+      spool: false,
       handleSignals: false,
       onError: (error) => this.#report(kept(error)),
     });
