@@ -99,8 +99,8 @@ export class MixpanelSink implements Sink {
 
   /**
    * Resolves once every message written before the call is delivered or definitively failed (not
-   * merely sent). Messages written meanwhile go out with the next batch. Calls made while nothing new
-   * was written return the same promise. Never rejects.
+   * merely sent), messages waiting in the disk spool included. Messages written meanwhile go out with the
+   * next batch. Calls made while nothing new was written return the same promise. Never rejects.
    */
   flush(): Promise<void> {
     if (this.#accounts.queued === 0 && this.#accounts.spooled === 0) return Promise.resolve();

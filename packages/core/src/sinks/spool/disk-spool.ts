@@ -20,7 +20,7 @@ import {
 } from './format.js';
 import { lockDirectory } from './lock.js';
 import { recoverDirectory, removeSegment } from './recover.js';
-import { errorCode, ID_SPAN, newSegment, type Segment, writeAll } from './segment.js';
+import { errorCode, ID_SPAN, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
   ResolvedSpoolOptions,
@@ -200,7 +200,7 @@ class DiskSpool implements Spool {
       let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
       let parsed: ReturnType<typeof parseRecords>;
       for (;;) {
-        parsed = parseRecords(await this.#readAt(segment, cursor.offset, chunk), 0, chunk === length);
+        parsed = parseRecords(await readAt(segment.path, cursor.offset, chunk), 0, chunk === length);
         // One record larger than the chunk: read it whole.
         if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length) break;
         chunk = length;
@@ -232,23 +232,6 @@ class DiskSpool implements Spool {
       if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
     }
     return out;
-  }
-
-  async #readAt(segment: Segment, offset: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
-    // Its own handle: the writer's may be closed by the I/O loop when the segment is collected.
-    const handle = await open(segment.path, 'r');
-    try {
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return done === length ? buffer : buffer.subarray(0, done);
-    } finally {
-      await handle.close();
-    }
   }
 
   ack(ids: readonly number[]): void {

@@ -1,7 +1,7 @@
 /**
  * One segment of the disk spool: its files, what is known of them, and the write helper. Node-only.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** A spool ID is `segment number × ID_SPAN + index of the record in its segment`. */
@@ -75,4 +75,24 @@ export async function writeAll(handle: FileHandle, buffer: Buffer): Promise<void
 
 export function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException)?.code ?? 'unknown';
+}
+
+/**
+ * Reads `length` bytes at `offset` (fewer at the end of the file) with a handle of its own: the writer's
+ * may be closed by the I/O loop when its segment is collected.
+ */
+export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  const handle = await open(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === length ? buffer : buffer.subarray(0, done);
+  } finally {
+    await handle.close();
+  }
 }
