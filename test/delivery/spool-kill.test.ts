@@ -15,6 +15,9 @@
  * - no `$add` is applied twice (every key is 0 or 1), and every `$add` up to `synced` is applied once
  *   unless the new process dropped it as `in_doubt` (it was on the wire at the kill) and counted it;
  * - the new process's books balance: `recovered = delivered + dropped + spooled` after `drain()`.
+ *
+ * And with the same child: a second process pointed at a directory in use is refused (`spool_locked`, naming
+ * the owner's PID) and runs from memory.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,7 +53,12 @@ interface Marks {
 }
 
 /** Starts the child, waits until it tracks, lets it run `ms`, kills it with SIGKILL; returns its last marks. */
-async function runAndKill(run: string, dir: string, fsync: SpoolFsyncPolicy, ms: number): Promise<Marks> {
+async function runAndKill(
+  run: string,
+  dir: string,
+  fsync: SpoolFsyncPolicy,
+  ms: number,
+): Promise<{ marks: Marks; stderr: string }> {
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=@idstitch/source', CHILD],
@@ -85,8 +93,7 @@ async function runAndKill(run: string, dir: string, fsync: SpoolFsyncPolicy, ms:
   child.kill('SIGKILL');
   await exited;
   expect(child.signalCode).toBe('SIGKILL');
-  expect(stderr, 'the child reported no fault before the kill').toBe('');
-  return marks;
+  return { marks, stderr };
 }
 
 it('kill -9 at random points, 20 runs: a new process delivers everything synced, events once, $add never twice', {
@@ -104,7 +111,8 @@ it('kill -9 at random points, 20 runs: a new process delivers everything synced,
     fake.clear();
     // Every 4th request stalls a little: batches are on the wire at the kill.
     fake.setFaultPolicy((request) => (request.index % 4 === 0 ? { kind: 'delay', ms: 40 } : undefined));
-    const marks = await runAndKill(run, dir, fsync, 150 + Math.floor(Math.random() * 500));
+    const { marks, stderr } = await runAndKill(run, dir, fsync, 150 + Math.floor(Math.random() * 500));
+    expect(stderr, 'the child reported no fault before the kill').toBe('');
     expect(marks.synced).toBeLessThanOrEqual(marks.written);
     expect(marks.written).toBeLessThanOrEqual(marks.tracked);
 
@@ -183,4 +191,32 @@ it('kill -9 at random points, 20 runs: a new process delivers everything synced,
       ),
     ),
   );
+});
+
+it('two processes on one spool directory: the second is refused with a clear report and delivers from memory', {
+  timeout: 30_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'idstitch-kill9-'));
+  dirs.push(dir);
+  fake.clear();
+  fake.setFaultPolicy(() => undefined);
+  const errors: IdstitchError[] = [];
+  const owner = new MixpanelSink({
+    token: TOKEN,
+    host: fake.url,
+    spool: { dir },
+    onError: (e) => errors.push(e),
+  });
+  await owner.ready();
+  const { marks, stderr } = await runAndKill('locked', dir, 'per-batch', 300);
+  expect(stderr).toContain(`spool_locked: idstitch: the Mixpanel spool in ${dir} could not be opened`);
+  expect(stderr).toContain(`in use by process ${process.pid}`);
+  expect(stderr).toContain('Give each process its own spool directory (spool.dir)');
+  expect(marks.tracked).toBeGreaterThan(0);
+  expect(marks.written, 'the refused process wrote nothing to the spool').toBe(0);
+  // It delivered from memory meanwhile (what it still held at the kill is lost: it had no spool).
+  const delivered = [...fake.insertIds()].filter((id) => id.startsWith('locked-'));
+  expect(delivered.length).toBeGreaterThan(0);
+  expect(errors).toEqual([]);
+  await owner.close();
 });

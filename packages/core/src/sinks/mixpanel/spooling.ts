@@ -54,6 +54,7 @@ export class Spooling {
   readonly #onWire = new Set<number>();
   #reading = false;
   #closed = false;
+  #inDoubt = { engage: 0, groups: 0 };
   /** Asked to read while a read was out: read again when it returns. */
   #again = false;
   /** The synced high-water mark: messages up to this sequence number are durable under the fsync policy. */
@@ -229,6 +230,7 @@ export class Spooling {
         // Closed meanwhile: they stay on disk (unacknowledged, still counted as spooled) for the next process.
         if (this.#closed) return;
         for (const record of records) this.#admit(record);
+        this.#reportInDoubt();
         const again = this.#again;
         this.#again = false;
         if (records.length > 0 || again) this.refill();
@@ -261,18 +263,26 @@ export class Spooling {
       accounts.queued += 1;
       accounts.queuedBytes += record.bytes;
       accounts.settle([message], 'in_doubt', record.endpoint);
-      accounts.report(
-        new IdstitchError(
-          'in_doubt',
-          `a ${record.endpoint === 'engage' ? 'profile' : 'group'} update that adds, appends or removes was being ` +
-            'sent when the last process stopped; Mixpanel may have applied it and does not deduplicate updates, ' +
-            'so it was not sent again (counted in stats().dropped.in_doubt)',
-          { details: { endpoint: record.endpoint } },
-        ),
-      );
+      this.#inDoubt[record.endpoint === 'engage' ? 'engage' : 'groups'] += 1;
       return;
     }
     this.#push(lane, message);
+  }
+
+  /** One report per read for the updates dropped as in doubt, not one per update. */
+  #reportInDoubt(): void {
+    const { engage, groups } = this.#inDoubt;
+    if (engage + groups === 0) return;
+    this.#inDoubt = { engage: 0, groups: 0 };
+    this.#accounts.report(
+      new IdstitchError(
+        'in_doubt',
+        `${engage} profile and ${groups} group updates that add, append or remove were being sent when the ` +
+          'last process stopped; Mixpanel may have applied them and does not deduplicate updates, so they were ' +
+          'not sent again (counted in stats().dropped.in_doubt)',
+        { details: { engage, groups } },
+      ),
+    );
   }
 
   #push(lane: Lane, message: QueuedMessage): void {
