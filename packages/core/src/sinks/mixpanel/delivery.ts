@@ -82,7 +82,8 @@ export class Delivery {
       for (;;) {
         if (!batch.owned) return;
         batch.body ??= await encodeBatch(batch);
-        await this.spooling?.beforeSend(lane.endpoint, batch.messages);
+        // With a spool, a profile/group update is marked as being sent, durably, before it goes out.
+        if (this.spooling) await this.spooling.beforeSend(lane.endpoint, batch.messages);
         if (!batch.owned) return;
         batch.attempts += 1;
         batch.firstAttemptAt ??= clock.now();
