@@ -82,6 +82,8 @@ export class OutboxWorker {
       maxQueueMessages: Math.max(resolved.maxInFlight, 1),
       maxQueueBytes: Math.max(resolved.maxInFlightBytes * 2, 1024),
       ...resolved.mixpanel,
+      // The Redis stream is the durable queue: no disk spool behind it (nor its production hint).
+      spool: false,
       handleSignals: false,
       onError: (error) => this.#report(keptInStream(error)),
     });

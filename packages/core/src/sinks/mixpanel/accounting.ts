@@ -28,6 +28,10 @@ export class Accounting {
   delivered = 0;
   retried = 0;
   requests = 0;
+  spooled = 0;
+  recovered = 0;
+  /** Told of messages leaving the memory queue (to settle their spool records). */
+  onSettle: ((messages: readonly QueuedMessage[], parked: boolean) => void) | undefined;
   readonly dropped = Object.fromEntries(DROP_REASONS.map((reason) => [reason, 0])) as Record<
     DropReason,
     number
@@ -66,6 +70,8 @@ export class Accounting {
       droppedTotal: Object.values(dropped).reduce((sum, n) => sum + n, 0),
       queued: this.queued,
       queuedBytes: this.queuedBytes,
+      spooled: this.spooled,
+      recovered: this.recovered,
       requests: this.requests,
     };
   }
@@ -147,6 +153,31 @@ export class Accounting {
       this.emitter.emit('dropped', { reason: outcome, count, endpoint });
     }
     for (const message of messages) if (message.settled) this.tell(message.settled, told);
+    this.onSettle?.(messages, false);
+    this.#wake(messages);
+    if (this.#overflowing && outcome !== 'queue_overflow') this.#maybeStopOverflow();
+  }
+
+  /** Journaled messages left for the next process at a close deadline: they move to `spooled`. */
+  park(messages: readonly QueuedMessage[]): void {
+    let bytes = 0;
+    for (const message of messages) bytes += message.bytes;
+    this.queued -= messages.length;
+    this.queuedBytes -= bytes;
+    this.spooled += messages.length;
+    this.onSettle?.(messages, true);
+    this.#wake(messages);
+  }
+
+  /** Messages of this process held on disk only get a sequence number too, so `flush()` waits for them. */
+  enqueueSpooled(): number {
+    this.lastSeq += 1;
+    this.enqueued += 1;
+    this.spooled += 1;
+    return this.lastSeq;
+  }
+
+  #wake(messages: readonly QueuedMessage[]): void {
     if (this.#waiters.length > 0) {
       for (const waiter of this.#waiters) {
         let settled = 0;
@@ -160,7 +191,6 @@ export class Accounting {
         this.updateKeepAlive();
       }
     }
-    if (this.#overflowing && outcome !== 'queue_overflow') this.#maybeStopOverflow();
   }
 
   /**
@@ -176,7 +206,7 @@ export class Accounting {
       resolve = done;
     });
     // Everything queued has a sequence number up to `target`, so all of it must settle.
-    this.#waiters.push({ target, remaining: this.queued, promise, resolve });
+    this.#waiters.push({ target, remaining: this.queued + this.spooled, promise, resolve });
     this.updateKeepAlive();
     return { promise, fresh: true };
   }

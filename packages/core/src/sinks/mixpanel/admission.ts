@@ -7,6 +7,7 @@ import type { MixpanelMessageOutcome } from './events.js';
 import { type Lane, type Lanes, laneFor } from './lane.js';
 import type { ResolvedMixpanelOptions } from './options.js';
 import type { QueuedMessage } from './queue.js';
+import type { Spooling } from './spooling.js';
 
 /** Whether the sink takes messages (`open`, `closing`) and sends them (`open`, `closing`). */
 export type SinkState = 'open' | 'closing' | 'closed';
@@ -26,6 +27,8 @@ export class Admission {
   /** The project token as a JSON string, spliced into every serialised event. */
   readonly #tokenJson: string;
   #afterCloseReported = false;
+  /** Set when a spool is configured. */
+  spooling: Spooling | undefined;
 
   /** `queued` is called after a message joins a lane, to start a batch if one is ready. */
   constructor(
@@ -114,7 +117,11 @@ export class Admission {
     }
     // With drop_newest and every message slot taken, nothing written now can be queued, whatever its size:
     // drop it before paying for serialisation, so that a long outage costs the app as little as possible.
-    if (this.#options.overflow === 'drop_newest' && accounts.queued >= this.#options.maxQueueMessages) {
+    if (
+      !this.spooling &&
+      this.#options.overflow === 'drop_newest' &&
+      accounts.queued >= this.#options.maxQueueMessages
+    ) {
       accounts.startOverflow();
       accounts.dropNew('queue_overflow', lane.endpoint, settled);
       return;
@@ -133,13 +140,15 @@ export class Admission {
       );
       return;
     }
+    const spooled = this.spooling?.take(lane, json, bytes, settled);
+    if (spooled === 'spooled') return;
     if (!this.#makeRoom(bytes)) {
       accounts.dropNew('queue_overflow', lane.endpoint, settled);
       return;
     }
     const seq = accounts.enqueue(bytes);
     const insertId = message.kind === 'event' ? message.payload.properties.$insert_id : undefined;
-    lane.pending.push({ seq, json, bytes, insertId, settled });
+    lane.pending.push({ seq, json, bytes, insertId, settled, spoolId: spooled });
     this.#queued(lane);
   }
 

@@ -6,6 +6,7 @@ import type { MixpanelEndpoint, ResolvedMixpanelOptions } from './options.js';
 import type { QueuedMessage } from './queue.js';
 import { type FailedRecord, interpretResponse, type ResponseOutcome } from './response.js';
 import { parseRetryAfter, retryDelay } from './retry.js';
+import type { Spooling } from './spooling.js';
 import { fetchSend, type HttpSend, TransportError } from './transport.js';
 
 /**
@@ -21,6 +22,8 @@ export class Delivery {
   /** Aborted when `close()` runs out of time: cancels requests in flight and backoff waits. */
   readonly #abort = new AbortController();
   readonly #unauthorizedReported = new Set<MixpanelEndpoint>();
+  /** Set when a spool is configured. */
+  spooling: Spooling | undefined;
 
   constructor(options: ResolvedMixpanelOptions, accounts: Accounting, state: () => SinkState) {
     this.#options = options;
@@ -36,7 +39,7 @@ export class Delivery {
   /** Starts as many batches as the endpoint's slots, backoff state and batching rules allow. */
   pump(lane: Lane): void {
     const state = this.#state();
-    if (state === 'closed') return;
+    if (state === 'closed' || this.spooling?.opening) return;
     const { concurrency, maxBatchMessages, maxBatchBytes } = this.#options;
     while (lane.slots < concurrency && lane.backingOff === 0 && lane.pending.length > 0) {
       const head = lane.pending.peek() as QueuedMessage;
@@ -79,6 +82,8 @@ export class Delivery {
       for (;;) {
         if (!batch.owned) return;
         batch.body ??= await encodeBatch(batch);
+        // With a spool, a profile/group update is marked as being sent, durably, before it goes out.
+        if (this.spooling) await this.spooling.beforeSend(lane.endpoint, batch.messages);
         if (!batch.owned) return;
         batch.attempts += 1;
         batch.firstAttemptAt ??= clock.now();
@@ -99,7 +104,13 @@ export class Delivery {
           if (outcome.type === 'retry') retryAfterMs = parseRetryAfter(response.retryAfter, clock.now());
         } catch (error) {
           outcome = { type: 'retry', detail: describeTransportError(error) };
+          // Refused before connecting: Mixpanel cannot have it.
+          if (error instanceof TransportError && error.code === 'ECONNREFUSED') {
+            this.spooling?.notSent(lane.endpoint, batch.messages);
+          }
         }
+        // A retryable status means Mixpanel answered without ingesting.
+        if (outcome.type === 'retry' && status !== 0) this.spooling?.notSent(lane.endpoint, batch.messages);
         // A close() deadline may have counted this batch while the request was out.
         if (!batch.owned) return;
         switch (outcome.type) {
@@ -170,7 +181,9 @@ export class Delivery {
     const delay = retryDelay(batch.attempts, retry, random, retryAfterMs);
     const elapsed = clock.now() - (batch.firstAttemptAt ?? clock.now());
     const count = batch.messages.length;
-    if (batch.attempts > retry.maxRetries || elapsed + delay > retry.maxDurationMs) {
+    // Messages safe on disk are retried without limit: giving up would only lose them.
+    const bounded = !this.spooling?.durable(batch.messages);
+    if (bounded && (batch.attempts > retry.maxRetries || elapsed + delay > retry.maxDurationMs)) {
       accounts.release(batch, 'retries_exhausted');
       accounts.report(
         new IdstitchError(

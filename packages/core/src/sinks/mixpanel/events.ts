@@ -1,4 +1,5 @@
 import type { DropReason } from '../../messages/types.js';
+import type { SpoolStats } from '../spool/types.js';
 import type { MixpanelEndpoint } from './options.js';
 
 /**
@@ -13,8 +14,12 @@ export { DROP_REASONS } from '../../messages/types.js';
 
 /**
  * Counters of a {@link MixpanelSink}. At every moment
- * `tracked = delivered + droppedTotal + queued`; at a quiet moment (after `flush()` or `close()`)
- * `queued` is 0, so `tracked = delivered + droppedTotal` exactly.
+ * `tracked + recovered = delivered + droppedTotal + queued + spooled`. At a quiet moment (after `drain()`)
+ * `queued` and `spooled` are 0; after `close()` `queued` is 0 and `spooled` is what was left on disk for
+ * the next process, which finds it as its `recovered`. So over a process and the next on one spool
+ * directory, `tracked₁ + tracked₂ = delivered₁ + delivered₂ + dropped₁ + dropped₂ + spooled₂` exactly,
+ * after a `close()`. (After a kill -9, messages delivered but not yet acknowledged on disk are sent
+ * again: Mixpanel deduplicates events by `$insert_id`, and the second count includes them.)
  */
 export interface MixpanelSinkStats {
   /** Messages written, plus drops the producer recorded with `recordDrop()` (consent, ...). */
@@ -33,6 +38,15 @@ export interface MixpanelSinkStats {
   queued: number;
   /** Serialised bytes of the `queued` messages. */
   queuedBytes: number;
+  /** Messages held only in the spool on disk (not in memory): they are delivered later or by the next process. */
+  spooled: number;
+  /** Unsettled messages a previous process left in the spool, found at start. */
+  recovered: number;
+  /**
+   * The spool's own counters, when it is on: bytes and segments on disk, records appended, written and
+   * fsync'd, and `syncedSeq`, the sequence number up to which messages are durable under the fsync policy.
+   */
+  spool?: SpoolStats & { syncedSeq: number };
   /** HTTP requests made, retries included. */
   requests: number;
 }

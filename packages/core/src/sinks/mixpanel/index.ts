@@ -1,3 +1,4 @@
+export type { SpoolFsyncPolicy, SpoolOptions, SpoolStats } from '../spool/types.js';
 export type {
   MixpanelMessageOutcome,
   MixpanelSinkEventName,

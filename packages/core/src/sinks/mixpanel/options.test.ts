@@ -101,3 +101,64 @@ describe('resolveMixpanelOptions', () => {
     expect(resolveMixpanelOptions({ token: 'tok' }).signals).toEqual([]);
   });
 });
+
+describe('the spool option, defaulted in one place', () => {
+  const withEnv = (env: string | undefined, run: () => void) => {
+    const saved = process.env.NODE_ENV;
+    if (env === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = env;
+    try {
+      run();
+    } finally {
+      process.env.NODE_ENV = saved;
+    }
+  };
+
+  it('is on in development (NODE_ENV unset or development) under .idstitch/spool, off under test', () => {
+    for (const env of [undefined, '', 'development']) {
+      withEnv(env, () => {
+        expect(resolveMixpanelOptions({ token: 'tok' }).spool).toEqual({
+          dir: '.idstitch/spool',
+          fsync: 'per-batch',
+          fsyncIntervalMs: 1000,
+          maxBytes: 1024 ** 3,
+          segmentBytes: 8 * 1024 * 1024,
+        });
+      });
+    }
+    withEnv('test', () => {
+      expect(resolveMixpanelOptions({ token: 'tok' })).toMatchObject({ spool: undefined, spoolHint: false });
+    });
+  });
+
+  it('is off in production unless a directory is given, with a hint to give one', () => {
+    withEnv('production', () => {
+      expect(resolveMixpanelOptions({ token: 'tok' })).toMatchObject({ spool: undefined, spoolHint: true });
+      expect(resolveMixpanelOptions({ token: 'tok', spool: false })).toMatchObject({ spoolHint: false });
+      expect(
+        resolveMixpanelOptions({ token: 'tok', spool: { dir: '/var/lib/app/spool' } }).spool,
+      ).toMatchObject({ dir: '/var/lib/app/spool', fsync: 'per-batch' });
+    });
+    withEnv('development', () => {
+      expect(resolveMixpanelOptions({ token: 'tok', spool: false }).spool).toBeUndefined();
+    });
+  });
+
+  it.each([
+    [{ spool: 'yes' }, 'spool'],
+    [{ spool: null }, 'spool'],
+    [{ spool: { dir: '' } }, 'spool.dir'],
+    [{ spool: { fsync: 'always' } }, 'spool.fsync'],
+    [{ spool: { fsyncIntervalMs: 0 } }, 'spool.fsyncIntervalMs'],
+    [{ spool: { maxBytes: 10 } }, 'spool.maxBytes'],
+    [{ spool: { maxBytes: 100_000, segmentBytes: 200_000 } }, 'spool.maxBytes'],
+  ])('refuses %j at start-up, naming %s and the fix', (extra, option) => {
+    const attempt = () => resolveMixpanelOptions({ token: 'tok', ...(extra as object) });
+    expect(attempt).toThrow(IdstitchOptionsError);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as IdstitchOptionsError).option).toBe(option);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import type { IdstitchError } from '../../errors.js';
 import { IdstitchOptionsError } from '../../errors.js';
 import { MIXPANEL_LIMITS } from '../../messages/limits.js';
+import type { ResolvedSpoolOptions, SpoolOptions } from '../spool/types.js';
 
 /** Residency by name (`us` → api.mixpanel.com, `eu` → api-eu, `in` → api-in), or any base URL. */
 export type MixpanelHost = 'us' | 'eu' | 'in' | (string & {});
@@ -116,6 +117,18 @@ export interface MixpanelSinkOptions {
    * Default: `console.warn` of the message.
    */
   onError?: (error: IdstitchError) => void;
+  /**
+   * A durable spool on local disk (Node only): every accepted message is journaled; past the memory
+   * budget, or while Mixpanel is unreachable, messages wait on disk, and the next process on the same
+   * directory delivers what this one left. One process per directory (a `LOCK` file; a second process
+   * is refused, reported as `spool_locked`, and runs without a spool). `false` turns it off.
+   *
+   * Default: on in development (NODE_ENV unset or `development`, under Node) in `.idstitch/spool` in the
+   * working directory; off in production unless `spool.dir` is given (the sink says so once); off under
+   * NODE_ENV=test, so that parallel test workers do not fight over one directory's lock. See
+   * docs/delivery.md.
+   */
+  spool?: SpoolOptions | false;
   /** Test seam for time; see {@link MixpanelClock}. */
   clock?: MixpanelClock;
   /** Test seam for jitter: returns a number in [0, 1). Default `Math.random`. */
@@ -149,6 +162,9 @@ export interface ResolvedMixpanelOptions {
   onError: (error: IdstitchError) => void;
   clock: MixpanelClock;
   random: () => number;
+  spool: ResolvedSpoolOptions | undefined;
+  /** In production without a spool: say once how to turn it on. */
+  spoolHint: boolean;
 }
 
 const HOSTS: Readonly<Record<string, string>> = {
@@ -339,6 +355,9 @@ export function resolveMixpanelOptions(options: MixpanelSinkOptions): ResolvedMi
     throw new IdstitchOptionsError('retry.jitter', 'must be a number from 0 to 1', 'Leave it out for 0.2.');
   }
 
+  const { spool, hint } = resolveSpool(options.spool);
+  const spoolOptions = { spool, spoolHint: hint };
+
   return {
     token,
     baseUrl: resolveHost(options.host),
@@ -383,5 +402,85 @@ export function resolveMixpanelOptions(options: MixpanelSinkOptions): ResolvedMi
     onError: options.onError ?? ((error) => console.warn(error.message)),
     clock,
     random: options.random ?? Math.random,
+    ...spoolOptions,
+  };
+}
+
+/** Where the spool lives when it is on by default (development): under the working directory. */
+export const DEFAULT_SPOOL_DIR = '.idstitch/spool';
+
+/** The environment the spool default depends on; `undefined` where there is no Node `process` (workerd, browsers). */
+function nodeEnv(): { env: string | undefined } | undefined {
+  const runtime = globalThis as {
+    process?: { versions?: { node?: string }; env?: Record<string, string | undefined> };
+  };
+  const proc = runtime.process;
+  // Bun and Deno set `process.versions.node` too; their test runners and permissions differ, so no default there.
+  if (typeof proc?.versions?.node !== 'string' || 'Bun' in globalThis || 'Deno' in globalThis)
+    return undefined;
+  return { env: proc.env?.NODE_ENV };
+}
+
+/**
+ * The `spool` option, defaulted here and nowhere else. Left out: on in development (NODE_ENV unset or
+ * `development`) under `.idstitch/spool` in the working directory; off in production (a directory must
+ * be chosen: `hint` is true so the sink says so once) and under NODE_ENV=test, where parallel test workers
+ * would otherwise share one directory and all but one would be refused its lock.
+ */
+function resolveSpool(spool: SpoolOptions | false | undefined): {
+  spool: ResolvedSpoolOptions | undefined;
+  hint: boolean;
+} {
+  if (spool === false) return { spool: undefined, hint: false };
+  if (spool === undefined) {
+    const node = nodeEnv();
+    if (node === undefined) return { spool: undefined, hint: false };
+    if (node.env === undefined || node.env === '' || node.env === 'development') {
+      return { spool: resolveSpoolFields({}), hint: false };
+    }
+    return { spool: undefined, hint: node.env === 'production' };
+  }
+  if (spool === null || typeof spool !== 'object' || Array.isArray(spool)) {
+    throw new IdstitchOptionsError(
+      'spool',
+      `must be an object or false, got ${spool === null ? 'null' : typeof spool}`,
+      "Use spool: { dir: '/var/lib/myapp/idstitch-spool' }, or spool: false to turn it off.",
+    );
+  }
+  return { spool: resolveSpoolFields(spool), hint: false };
+}
+
+function resolveSpoolFields(spool: SpoolOptions): ResolvedSpoolOptions {
+  const dir = spool.dir ?? DEFAULT_SPOOL_DIR;
+  if (typeof dir !== 'string' || dir.trim() === '' || dir.includes('\0')) {
+    throw new IdstitchOptionsError(
+      'spool.dir',
+      `must be a non-empty path, got ${JSON.stringify(dir)}`,
+      "Use spool: { dir: '/var/lib/myapp/idstitch-spool' } (one directory per process).",
+    );
+  }
+  const fsync = spool.fsync ?? 'per-batch';
+  if (fsync !== 'per-batch' && fsync !== 'interval' && fsync !== 'never') {
+    throw new IdstitchOptionsError(
+      'spool.fsync',
+      `must be 'per-batch', 'interval' or 'never', got ${JSON.stringify(fsync)}`,
+      "Leave it out for 'per-batch'.",
+    );
+  }
+  const segmentBytes = integer(spool.segmentBytes, 'spool.segmentBytes', 8 * 1024 * 1024, 4096, 1024 ** 3);
+  const maxBytes = integer(spool.maxBytes, 'spool.maxBytes', 1024 ** 3, 64 * 1024, 2 ** 50);
+  if (maxBytes < segmentBytes) {
+    throw new IdstitchOptionsError(
+      'spool.maxBytes',
+      `(${maxBytes}) must be at least spool.segmentBytes (${segmentBytes})`,
+      'Raise spool.maxBytes or lower spool.segmentBytes.',
+    );
+  }
+  return {
+    dir,
+    fsync,
+    fsyncIntervalMs: integer(spool.fsyncIntervalMs, 'spool.fsyncIntervalMs', 1000, 1, 3_600_000),
+    maxBytes,
+    segmentBytes,
   };
 }

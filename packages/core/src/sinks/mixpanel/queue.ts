@@ -14,6 +14,8 @@ export interface QueuedMessage {
   readonly insertId: string | undefined;
   /** Told how the message ended, when the writer asked (`write(message, settled)`). */
   readonly settled?: ((outcome: MixpanelMessageOutcome) => void) | undefined;
+  /** Its record in the spool, when one holds a copy. */
+  readonly spoolId?: number | undefined;
 }
 
 /** Bytes of a JSON array holding `count` items of `itemBytes` in total: brackets plus commas. */

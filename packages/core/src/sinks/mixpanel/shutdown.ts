@@ -92,14 +92,18 @@ export async function closeWithin(sink: Closable, timeoutMs: number): Promise<vo
   let undelivered = 0;
   if (timedOut) {
     for (const lane of Object.values(lanes)) {
-      const waiting = lane.pending.drain();
-      undelivered += waiting.length;
-      accounts.settle(waiting, 'shutdown_timeout', lane.endpoint);
+      const left = lane.pending.drain();
       for (const batch of lane.batches) {
         if (!batch.owned) continue;
-        undelivered += batch.messages.length;
-        accounts.release(batch, 'shutdown_timeout');
+        batch.owned = false;
+        left.push(...batch.messages);
       }
+      // Journaled messages stay in the spool for the next process; the others are lost.
+      const parked = left.filter((message) => message.spoolId !== undefined);
+      const lost = left.filter((message) => message.spoolId === undefined);
+      accounts.park(parked);
+      undelivered += lost.length;
+      accounts.settle(lost, 'shutdown_timeout', lane.endpoint);
     }
     sink.abort();
     if (undelivered > 0) {

@@ -13,6 +13,7 @@ import { watchAtExit } from './exit-warning.js';
 import { createLanes, type Lanes } from './lane.js';
 import { type MixpanelSinkOptions, type ResolvedMixpanelOptions, resolveMixpanelOptions } from './options.js';
 import { closeWithin, SignalHandlers } from './shutdown.js';
+import { hintSpoolOnce, Spooling } from './spooling.js';
 
 /**
  * Delivers idstitch's messages to Mixpanel's HTTP ingestion API: batched per endpoint, gzip'd where
@@ -47,6 +48,7 @@ export class MixpanelSink implements Sink {
   readonly #delivery: Delivery;
   readonly #signals: SignalHandlers;
   readonly #unwatchExit: () => void;
+  readonly #spooling: Spooling | undefined;
   #state: SinkState = 'open';
   #closePromise: Promise<void> | undefined;
 
@@ -61,8 +63,18 @@ export class MixpanelSink implements Sink {
     this.#admission = new Admission(resolved, this.#lanes, this.#accounts, state, (lane) =>
       this.#delivery.pump(lane),
     );
+    if (resolved.spool) {
+      this.#spooling = new Spooling(resolved.spool, resolved, this.#lanes, this.#accounts, (lane) =>
+        this.#delivery.pump(lane),
+      );
+      this.#admission.spooling = this.#spooling;
+      this.#delivery.spooling = this.#spooling;
+    } else if (resolved.spoolHint) {
+      hintSpoolOnce(this.#accounts);
+    }
     this.#signals = new SignalHandlers(resolved.signals, () => this.close());
-    this.#unwatchExit = watchAtExit({ queued: () => this.#accounts.queued });
+    // Messages left in the spool are not lost: the next process delivers them.
+    this.#unwatchExit = watchAtExit({ queued: () => (this.#spooling ? 0 : this.#accounts.queued) });
   }
 
   /**
@@ -87,14 +99,15 @@ export class MixpanelSink implements Sink {
 
   /**
    * Resolves once every message written before the call is delivered or definitively failed (not
-   * merely sent). Messages written meanwhile go out with the next batch. Calls made while nothing new
-   * was written return the same promise. Never rejects.
+   * merely sent), messages waiting in the disk spool included. Messages written meanwhile go out with the
+   * next batch. Calls made while nothing new was written return the same promise. Never rejects.
    */
   flush(): Promise<void> {
-    if (this.#accounts.queued === 0) return Promise.resolve();
+    if (this.#accounts.queued === 0 && this.#accounts.spooled === 0) return Promise.resolve();
     const { promise, fresh } = this.#accounts.waitForQueued();
     if (!fresh) return promise;
     const target = this.#accounts.lastSeq;
+    this.#spooling?.refill();
     for (const lane of Object.values(this.#lanes)) {
       lane.flushTarget = Math.max(lane.flushTarget, target);
       this.#delivery.pump(lane);
@@ -115,9 +128,12 @@ export class MixpanelSink implements Sink {
     return this.#closePromise;
   }
 
-  /** A snapshot of the counters. */
+  /** A snapshot of the counters (and of the spool's, under `spool`, when it is on). */
   stats(): MixpanelSinkStats {
-    return this.#accounts.stats();
+    const stats = this.#accounts.stats();
+    const spool = this.#spooling?.stats();
+    if (spool) stats.spool = { ...spool, syncedSeq: this.#spooling?.syncedSeq ?? 0 };
+    return stats;
   }
 
   /**
@@ -129,10 +145,12 @@ export class MixpanelSink implements Sink {
     return this.#accounts.emitter.on(event, listener);
   }
 
-  #close(timeoutMs: number): Promise<void> {
+  async #close(timeoutMs: number): Promise<void> {
     this.#signals.remove();
     this.#unwatchExit();
-    return closeWithin(
+    // Messages written while the spool opened are journaled once it is open: let that happen first.
+    await this.#spooling?.opened;
+    await closeWithin(
       {
         lanes: this.#lanes,
         accounts: this.#accounts,
@@ -144,5 +162,36 @@ export class MixpanelSink implements Sink {
       },
       timeoutMs,
     );
+    await this.#spooling?.close();
+  }
+
+  /**
+   * Resolves once the spool (when on) is open, with what the previous process left counted in
+   * `stats().recovered`, or has failed to open (and `onError` was told why). Without a spool, at once.
+   * Writing before it resolves is fine: those messages wait and go after the recovered ones.
+   */
+  async ready(): Promise<void> {
+    await this.#spooling?.opened;
+  }
+
+  /**
+   * Backpressure for scripts and batch jobs, never for the request path: resolves once everything
+   * tracked so far is settled, that is delivered or dropped with a reason (`stats().dropped`), including
+   * what a previous process left in the spool. Spooled messages count: with Mixpanel down it waits
+   * until they are delivered (or `close()` leaves them on disk for the next process). Never rejects.
+   *
+   * @example
+   * ```ts
+   * for await (const row of rows) {
+   *   sink.write(toEvent(row));
+   *   // Keep memory and disk flat during a large import: wait whenever a batch worth is pending.
+   *   if (sink.stats().queued + sink.stats().spooled >= 10_000) await sink.drain();
+   * }
+   * await sink.close();
+   * ```
+   */
+  async drain(): Promise<void> {
+    await this.#spooling?.opened;
+    await this.flush();
   }
 }

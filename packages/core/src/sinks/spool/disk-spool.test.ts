@@ -84,6 +84,46 @@ describe('disk spool', () => {
     await again.close();
   });
 
+  it('reads back within a byte limit smaller than the backlog, a few records at a time, to the end', {
+    timeout: 10_000,
+  }, async () => {
+    // Before: once a record did not fit, read() went round again from the same offset, for ever.
+    const dir = tempDir();
+    const spool = await openDiskSpool(options(dir, { segmentBytes: 1 << 20 }), hooks().h);
+    await fill(spool, 200);
+    await new Promise((done) => setTimeout(done, 20));
+    const out: string[] = [];
+    for (let round = 0; round < 1000 && out.length < 200; round += 1) {
+      const records = await spool.read(10_000, 300);
+      expect(records.length).toBeGreaterThan(0);
+      out.push(...records.map((r) => r.json));
+    }
+    expect(out).toEqual(Array.from({ length: 200 }, (_, i) => json(i)));
+    await spool.close();
+  });
+
+  it('never uses a handle after closing it, and leaves no file behind: reads, acks and close() interleaved as the sink does', async () => {
+    // Before: segments were collected (their ledger closed) from read() and from a second write loop
+    // that close() started beside the scheduled one, while a write loop still fsync'd that ledger
+    // (EBADF, reported as spool_failed). The sink's restart test hit it on every run.
+    for (let run = 0; run < 5; run += 1) {
+      const dir = tempDir();
+      const first = await openDiskSpool(options(dir, { segmentBytes: 512 }), hooks().h);
+      await fill(first, 200);
+      await first.close();
+      const seen = hooks();
+      const spool = await openDiskSpool(options(dir, { segmentBytes: 512 }), seen.h);
+      for (;;) {
+        const records = await spool.read(7, 1 << 20);
+        if (records.length === 0) break;
+        spool.ack(records.map((r) => r.id));
+      }
+      await spool.close();
+      expect(seen.errors).toEqual([]);
+      expect(readdirSync(dir).filter((name) => name !== 'LOCK')).toEqual([]);
+    }
+  });
+
   it('skips and reports a segment with flipped bytes; the records around them are still delivered', async () => {
     const dir = tempDir();
     const spool = await openDiskSpool(options(dir, { segmentBytes: 1 << 20 }), hooks().h);

@@ -2,13 +2,25 @@
  * A durable spool on local disk: append-only segment files of checksummed records, and beside each a
  * ledger of the records settled (and of profile/group updates about to be sent). Node-only; loaded by
  * `MixpanelSink` with a dynamic import when a spool is configured.
+ *
+ * Every file operation (write, fsync, truncate, close, delete) runs in one serial loop ({@link DiskSpool}
+ * `#run`): a handle is never closed while another operation uses it, and two writes never interleave.
  */
-import { type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, open } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import type { MixpanelEndpoint } from '../mixpanel/options.js';
-import { ACK_MAGIC, encodeLedger, encodeRecord, parseLedger, parseRecords, SENDING_MAGIC } from './format.js';
+import {
+  ACK_MAGIC,
+  encodeLedger,
+  encodeRecord,
+  NOT_SENT_MAGIC,
+  parseRecords,
+  SENDING_MAGIC,
+} from './format.js';
 import { lockDirectory } from './lock.js';
+import { recoverDirectory, removeSegment } from './recover.js';
+import { errorCode, ID_SPAN, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
   ResolvedSpoolOptions,
@@ -18,34 +30,10 @@ import type {
   SpoolStats,
 } from './types.js';
 
-const ID_SPAN = 2 ** 32;
 /** After a failed write (disk full, read-only), how long before trying a fresh segment. */
 const RETRY_AFTER_MS = 10_000;
-
-interface Segment {
-  readonly no: number;
-  readonly path: string;
-  readonly ledgerPath: string;
-  /** Created by this process (its records carry this process's sequence numbers). */
-  readonly own: boolean;
-  file: FileHandle | undefined;
-  ledger: FileHandle | undefined;
-  /** Bytes appended, pending writes included. */
-  size: number;
-  /** Bytes known to be whole records on disk. */
-  written: number;
-  records: number;
-  settled: number;
-  nextIndex: number;
-  /** No more appends. */
-  sealed: boolean;
-  /** Of a previous process's segment: settled and being-sent indexes from its ledger. */
-  acked: Set<number> | undefined;
-  sending: Set<number> | undefined;
-  pendingLedger: Buffer[];
-  /** Resolvers waiting for this segment's pending ledger entries. */
-  ledgerWaiters: (() => void)[];
-}
+/** Bytes read back at a time (more when one record is larger). */
+const READ_CHUNK = 256 * 1024;
 
 interface PendingRecord {
   segment: Segment;
@@ -54,27 +42,6 @@ interface PendingRecord {
   spilled: boolean;
   endpoint: MixpanelEndpoint;
   json: string;
-}
-
-/** Writes all of `buffer`; a write that makes no progress is a failure (ENOSPC and the like). */
-async function writeAll(handle: FileHandle, buffer: Buffer, onPartial: () => void): Promise<void> {
-  let done = 0;
-  while (done < buffer.length) {
-    const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);
-    if (bytesWritten === 0) {
-      if (done > 0) onPartial();
-      throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
-    }
-    done += bytesWritten;
-  }
-}
-
-function segmentName(no: number): string {
-  return String(no).padStart(10, '0');
-}
-
-function errorCode(error: unknown): string {
-  return (error as NodeJS.ErrnoException)?.code ?? 'unknown';
 }
 
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
@@ -99,7 +66,7 @@ class DiskSpool implements Spool {
   readonly #options: ResolvedSpoolOptions;
   readonly #hooks: SpoolHooks;
   readonly #unlock: () => Promise<void>;
-  readonly #segments: Segment[] = [];
+  #segments: Segment[] = [];
   #active: Segment | undefined;
   #lastNo = 0;
   #bytes = 0;
@@ -108,9 +75,13 @@ class DiskSpool implements Spool {
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: { segment: Segment; offset: number } | undefined;
   #pending: PendingRecord[] = [];
-  #writing: Promise<void> | undefined;
-  #scheduled = false;
-  #dirty = new Set<FileHandle>();
+  /** The serial I/O loop, while it runs. */
+  #loop: Promise<void> | undefined;
+  #syncWanted = false;
+  #collectWanted = false;
+  /** Reads in progress: no segment is collected meanwhile (a read may hold its handle). */
+  #reads = 0;
+  readonly #dirty = new Set<Segment>();
   #appended = 0;
   #written = 0;
   #synced = 0;
@@ -118,6 +89,8 @@ class DiskSpool implements Spool {
   #writtenSeq = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** `close()` is done: the files are closed and the directory unlocked; nothing is written any more. */
+  #finished = false;
 
   constructor(dir: string, options: ResolvedSpoolOptions, hooks: SpoolHooks, unlock: () => Promise<void>) {
     this.#dir = dir;
@@ -125,71 +98,22 @@ class DiskSpool implements Spool {
     this.#hooks = hooks;
     this.#unlock = unlock;
     if (options.fsync === 'interval') {
-      this.#timer = setInterval(() => void this.#syncDirty(), options.fsyncIntervalMs);
+      this.#timer = setInterval(() => {
+        if (this.#dirty.size === 0) return;
+        this.#syncWanted = true;
+        this.#kick();
+      }, options.fsyncIntervalMs);
       this.#timer.unref();
     }
   }
 
-  /** Reads every segment a previous process left: counts what is unsettled, reports damage. */
   async recover(): Promise<void> {
-    const names = await readdir(this.#dir);
-    const numbers = names
-      .filter((name) => /^\d{10}\.seg$/.test(name))
-      .map((name) => Number(name.slice(0, 10)))
-      .sort((a, b) => a - b);
-    for (const no of numbers) {
-      this.#lastNo = Math.max(this.#lastNo, no);
-      const segment = this.#segment(no, false);
-      const buffer = await readFile(segment.path);
-      const ledger = await readFile(segment.ledgerPath).catch(() => Buffer.alloc(0));
-      const { acked, sending, damaged } = parseLedger(ledger);
-      const { records, damage } = parseRecords(buffer, 0, true);
-      for (const hurt of damage) {
-        this.#hooks.report(
-          new IdstitchError(
-            hurt.tail ? 'spool_torn_tail' : 'spool_corrupt',
-            hurt.tail
-              ? `spool segment ${segment.path} ends in ${hurt.bytes} bytes of an incomplete record (a crash mid-write); ` +
-                  'they were skipped, every whole record before them is delivered'
-              : `spool segment ${segment.path} has ${hurt.bytes} damaged bytes at offset ${hurt.offset} (checksum ` +
-                  'mismatch); the records they held are lost, the rest are delivered',
-            { details: { path: segment.path, offset: hurt.offset, bytes: hurt.bytes } },
-          ),
-        );
-      }
-      if (damaged) {
-        this.#hooks.report(
-          new IdstitchError(
-            'spool_torn_tail',
-            `spool ledger ${segment.ledgerPath} ends in a damaged entry; records it may have settled are sent ` +
-              'again (events are deduplicated by $insert_id)',
-            { details: { path: segment.ledgerPath } },
-          ),
-        );
-      }
-      let unsettled = 0;
-      for (const record of records) if (!acked.has(record.index)) unsettled += 1;
-      if (unsettled === 0) {
-        await this.#remove(segment);
-        continue;
-      }
-      segment.size = buffer.length;
-      segment.written = buffer.length;
-      segment.records = records.length;
-      segment.settled = records.length - unsettled;
-      segment.acked = acked;
-      segment.sending = sending;
-      this.#segments.push(segment);
-      this.#bytes += buffer.length;
-      this.recovered += unsettled;
-    }
-    // Ledgers whose segment is gone.
-    for (const name of names) {
-      if (/^\d{10}\.ack$/.test(name) && !numbers.includes(Number(name.slice(0, 10)))) {
-        await rm(join(this.#dir, name), { force: true });
-      }
-    }
-    this.backlog = this.recovered;
+    const found = await recoverDirectory(this.#dir, (error) => this.#hooks.report(error));
+    this.#segments = found.segments;
+    this.#lastNo = found.lastNo;
+    this.#bytes = found.bytes;
+    this.recovered = found.unsettled;
+    this.backlog = found.unsettled;
     const first = this.#segments[0];
     if (first) this.#cursor = { segment: first, offset: 0 };
   }
@@ -225,7 +149,7 @@ class DiskSpool implements Spool {
     if (!segment || segment.sealed || segment.size + size > this.#options.segmentBytes) {
       if (segment) segment.sealed = true;
       this.#lastNo += 1;
-      segment = this.#segment(this.#lastNo, true);
+      segment = newSegment(this.#dir, this.#lastNo, true);
       this.#segments.push(segment);
       this.#active = segment;
     }
@@ -241,11 +165,20 @@ class DiskSpool implements Spool {
     this.#bytes += buffer.length;
     this.#appended += 1;
     this.#pending.push({ segment, buffer, seq, spilled, endpoint, json });
-    this.#schedule();
+    this.#kick();
     return segment.no * ID_SPAN + index;
   }
 
   async read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
+    this.#reads += 1;
+    try {
+      return await this.#read(maxRecords, maxBytes);
+    } finally {
+      this.#reads -= 1;
+    }
+  }
+
+  async #read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
     const out: SpooledRecord[] = [];
     let bytes = 0;
     while (this.backlog > 0 && out.length < maxRecords && this.#cursor) {
@@ -257,24 +190,31 @@ class DiskSpool implements Spool {
         const next = this.#segments[this.#segments.indexOf(segment) + 1];
         if (!next) break;
         this.#cursor = { segment: next, offset: 0 };
-        void this.#collect(segment);
+        this.#collectWanted = true;
+        this.#kick();
         continue;
       }
       const length = segment.written - cursor.offset;
-      const buffer = Buffer.allocUnsafe(length);
-      const handle = segment.file ?? (await open(segment.path, 'r'));
-      try {
-        await handle.read(buffer, 0, length, cursor.offset);
-      } finally {
-        if (handle !== segment.file) await handle.close();
+      // Read about what the limits can take, not the whole rest of the segment: a small memory budget
+      // would otherwise re-read a large backlog for every few records it takes.
+      let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
+      let parsed: ReturnType<typeof parseRecords>;
+      for (;;) {
+        parsed = parseRecords(await readAt(segment.path, cursor.offset, chunk), 0, chunk === length);
+        // One record larger than the chunk: read it whole.
+        if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length) break;
+        chunk = length;
       }
-      const { records, next } = parseRecords(buffer, 0, true);
-      let consumed = next;
-      for (const record of records) {
+      let consumed = parsed.next;
+      let full = false;
+      for (const record of parsed.records) {
         if (segment.acked?.has(record.index)) continue;
         const size = Buffer.byteLength(record.json, 'utf8');
         if (out.length >= maxRecords || (out.length > 0 && bytes + size > maxBytes)) {
+          // The limits are reached: the next read starts at this record. (Going round the outer loop
+          // again here would read the same bytes for ever: that was a stall.)
           consumed = record.start;
+          full = true;
           break;
         }
         out.push({
@@ -289,17 +229,21 @@ class DiskSpool implements Spool {
         this.backlog -= 1;
       }
       cursor.offset += consumed;
-      if (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes)) break;
+      if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
     }
     return out;
   }
 
   ack(ids: readonly number[]): void {
-    this.#ledger(ACK_MAGIC, ids, true);
+    void this.#ledger(ACK_MAGIC, ids);
   }
 
   markSending(ids: readonly number[]): Promise<void> {
-    return this.#ledger(SENDING_MAGIC, ids, false);
+    return this.#ledger(SENDING_MAGIC, ids);
+  }
+
+  markNotSent(ids: readonly number[]): void {
+    void this.#ledger(NOT_SENT_MAGIC, ids);
   }
 
   stats(): SpoolStats {
@@ -320,44 +264,24 @@ class DiskSpool implements Spool {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    await this.#drainWrites();
-    await this.#syncDirty();
-    for (const segment of [...this.#segments]) {
-      segment.sealed = true;
-      await this.#collect(segment);
+    this.#syncWanted = true;
+    this.#kick();
+    while (this.#loop) await this.#loop;
+    for (const segment of this.#segments) segment.sealed = true;
+    await this.#collect();
+    for (const segment of this.#segments) {
       await segment.file?.close().catch(() => {});
       await segment.ledger?.close().catch(() => {});
       segment.file = undefined;
       segment.ledger = undefined;
     }
+    this.#finished = true;
     await this.#unlock().catch(() => {});
   }
 
   // ---------------------------------------------------------------------------------------------
 
-  #segment(no: number, own: boolean): Segment {
-    const name = segmentName(no);
-    return {
-      no,
-      path: join(this.#dir, `${name}.seg`),
-      ledgerPath: join(this.#dir, `${name}.ack`),
-      own,
-      file: undefined,
-      ledger: undefined,
-      size: 0,
-      written: 0,
-      records: 0,
-      settled: 0,
-      nextIndex: 0,
-      sealed: !own,
-      acked: undefined,
-      sending: undefined,
-      pendingLedger: [],
-      ledgerWaiters: [],
-    };
-  }
-
-  #ledger(magic: number, ids: readonly number[], settles: boolean): Promise<void> {
+  #ledger(magic: number, ids: readonly number[]): Promise<void> {
     const bySegment = new Map<number, number[]>();
     for (const id of ids) {
       const no = Math.floor(id / ID_SPAN);
@@ -366,52 +290,63 @@ class DiskSpool implements Spool {
       list.push(id % ID_SPAN);
     }
     const waits: Promise<void>[] = [];
+    if (this.#finished) return Promise.resolve();
     for (const [no, indexes] of bySegment) {
       const segment = this.#segments.find((s) => s.no === no);
       if (!segment) continue;
-      if (settles) segment.settled += indexes.length;
+      if (magic === ACK_MAGIC) segment.settled += indexes.length;
+      if (magic === SENDING_MAGIC) segment.ledgerMustSync = true;
       segment.pendingLedger.push(encodeLedger(magic, indexes));
-      if (!settles) waits.push(new Promise((done) => segment.ledgerWaiters.push(done)));
+      if (magic === SENDING_MAGIC) waits.push(new Promise((done) => segment.ledgerWaiters.push(done)));
     }
-    this.#schedule();
+    this.#kick();
     return Promise.all(waits).then(() => {});
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#writing) return;
-    this.#scheduled = true;
-    // One turn of the event loop: everything appended meanwhile is written (and synced) together.
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#writing = this.#writeLoop().finally(() => {
-        this.#writing = undefined;
-        if (this.#pending.length > 0 || this.#segments.some((s) => s.pendingLedger.length > 0))
-          this.#schedule();
-      });
+  #hasWork(): boolean {
+    return (
+      this.#pending.length > 0 ||
+      this.#syncWanted ||
+      this.#collectWanted ||
+      this.#segments.some((s) => s.pendingLedger.length > 0)
+    );
+  }
+
+  /** Starts the serial I/O loop unless it runs; it picks up whatever work is there when it gets to it. */
+  #kick(): void {
+    if (this.#loop || this.#finished) return;
+    this.#loop = this.#run().finally(() => {
+      this.#loop = undefined;
+      if (this.#hasWork()) this.#kick();
     });
   }
 
-  async #drainWrites(): Promise<void> {
-    for (;;) {
-      if (this.#writing) await this.#writing;
-      else if (
-        this.#scheduled ||
-        this.#pending.length > 0 ||
-        this.#segments.some((s) => s.pendingLedger.length > 0)
-      ) {
-        this.#scheduled = false;
-        this.#writing = this.#writeLoop().finally(() => {
-          this.#writing = undefined;
-        });
-      } else return;
+  async #run(): Promise<void> {
+    // One turn of the event loop: everything appended meanwhile is written (and synced) together.
+    await new Promise<void>((done) => setImmediate(done));
+    while (this.#hasWork()) {
+      if (this.#pending.length > 0 || this.#segments.some((s) => s.pendingLedger.length > 0)) {
+        await this.#writeBatch();
+      }
+      if (this.#syncWanted) {
+        this.#syncWanted = false;
+        await this.#syncDirty();
+      }
+      this.#collectWanted = false;
+      await this.#collect();
     }
   }
 
-  async #writeLoop(): Promise<void> {
+  async #writeBatch(): Promise<void> {
     const batch = this.#pending;
     this.#pending = [];
     const ledgers = this.#segments.filter((s) => s.pendingLedger.length > 0);
-    const touched = new Set<FileHandle>();
+    // Only the waiters of the entries this batch writes: entries (and waiters) added while it runs are the
+    // next batch's. Resolving every waiter of the segment here let a profile update go out before its
+    // being-sent mark was on disk (the kill -9 test caught `$add`s applied twice).
+    const waiters = ledgers.flatMap((segment) => segment.ledgerWaiters.splice(0));
+    const touched = new Set<Segment>();
+    const mustSync: Segment[] = [];
     let failedFrom = batch.length;
     let maxSeq = 0;
     try {
@@ -423,12 +358,9 @@ class DiskSpool implements Spool {
         const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
         segment.file ??= await open(segment.path, 'a+');
-        await writeAll(segment.file, chunk, () => {
-          // A short write (the disk filled up mid-chunk) leaves a partial record: cut it off.
-          void segment.file?.truncate(segment.written).catch(() => {});
-        });
+        await writeAll(segment.file, chunk);
         segment.written += chunk.length;
-        touched.add(segment.file);
+        touched.add(segment);
         for (let i = start; i < end; i += 1) maxSeq = Math.max(maxSeq, (batch[i] as PendingRecord).seq);
         this.#written += end - start;
         start = end;
@@ -437,46 +369,59 @@ class DiskSpool implements Spool {
       for (const segment of ledgers) {
         const entries = segment.pendingLedger;
         segment.pendingLedger = [];
+        if (segment.ledgerMustSync) mustSync.push(segment);
+        segment.ledgerMustSync = false;
         segment.ledger ??= await open(segment.ledgerPath, 'a');
-        await writeAll(segment.ledger, Buffer.concat(entries), () => {});
-        touched.add(segment.ledger);
+        await writeAll(segment.ledger, Buffer.concat(entries));
+        touched.add(segment);
       }
       this.#writtenSeq = Math.max(this.#writtenSeq, maxSeq);
       if (this.#options.fsync === 'per-batch') {
-        await Promise.all([...touched].map((handle) => handle.datasync()));
+        await this.#sync(touched);
         this.#syncs += 1;
         this.#synced = this.#written;
         this.#hooks.synced(this.#writtenSeq);
       } else {
-        for (const handle of touched) this.#dirty.add(handle);
+        // A being-sent mark is fsync'd in every policy: it is what keeps a machine crash from applying
+        // a profile `$add` twice.
+        if (mustSync.length > 0) await Promise.all(mustSync.map((s) => s.ledger?.datasync()));
+        for (const segment of touched) this.#dirty.add(segment);
         if (this.#options.fsync === 'never') this.#hooks.synced(this.#writtenSeq);
       }
     } catch (error) {
-      this.#fail(error, batch.slice(failedFrom));
+      await this.#fail(error, batch.slice(failedFrom));
     }
-    for (const segment of ledgers) for (const done of segment.ledgerWaiters.splice(0)) done();
+    for (const done of waiters) done();
     this.#hooks.written();
-    for (const segment of [...this.#segments]) if (segment.sealed) void this.#collect(segment);
+  }
+
+  async #sync(segments: Iterable<Segment>): Promise<void> {
+    const syncs: Promise<void>[] = [];
+    for (const segment of segments) {
+      if (segment.file) syncs.push(segment.file.datasync());
+      if (segment.ledger) syncs.push(segment.ledger.datasync());
+    }
+    await Promise.all(syncs);
   }
 
   async #syncDirty(): Promise<void> {
     if (this.#dirty.size === 0) return;
-    const handles = [...this.#dirty];
+    const segments = [...this.#dirty];
     this.#dirty.clear();
     const written = this.#written;
     const seq = this.#writtenSeq;
     try {
-      await Promise.all(handles.map((handle) => handle.datasync()));
+      await this.#sync(segments);
       this.#syncs += 1;
       this.#synced = written;
       this.#hooks.synced(seq);
     } catch (error) {
-      this.#fail(error, []);
+      await this.#fail(error, []);
     }
   }
 
   /** A write failed: no more appends for a while, and spilled records that did not make it go back. */
-  #fail(error: unknown, unwritten: PendingRecord[]): void {
+  async #fail(error: unknown, unwritten: PendingRecord[]): Promise<void> {
     const code = errorCode(error);
     if (this.#state !== 'failed') {
       this.#hooks.report(
@@ -497,7 +442,7 @@ class DiskSpool implements Spool {
       record.segment.records -= 1;
     }
     for (const segment of new Set(unwritten.map((r) => r.segment))) {
-      void segment.file?.truncate(segment.written).catch(() => {});
+      await segment.file?.truncate(segment.written).catch(() => {});
     }
     this.#bytes = this.#segments.reduce((sum, s) => sum + s.size, 0);
     const lost = unwritten.filter((record) => record.spilled);
@@ -514,25 +459,23 @@ class DiskSpool implements Spool {
     }
   }
 
-  /** Deletes a sealed segment once every record is settled and read past. */
-  async #collect(segment: Segment): Promise<void> {
-    if (!segment.sealed || segment.settled < segment.records || segment.written < segment.size) return;
-    if (this.#cursor?.segment === segment && this.backlog > 0) return;
-    if (segment.pendingLedger.length > 0) return;
-    const at = this.#segments.indexOf(segment);
-    if (at < 0) return;
-    this.#segments.splice(at, 1);
-    if (this.#active === segment) this.#active = undefined;
-    this.#bytes -= segment.size;
-    this.#dirty.delete(segment.file as FileHandle);
-    this.#dirty.delete(segment.ledger as FileHandle);
-    await segment.file?.close().catch(() => {});
-    await segment.ledger?.close().catch(() => {});
-    await this.#remove(segment);
-  }
-
-  async #remove(segment: Segment): Promise<void> {
-    await rm(segment.path, { force: true }).catch(() => {});
-    await rm(segment.ledgerPath, { force: true }).catch(() => {});
+  /** Deletes sealed segments once every record is settled and read past. Runs in the I/O loop only. */
+  async #collect(): Promise<void> {
+    if (this.#reads > 0) return;
+    for (const segment of [...this.#segments]) {
+      if (!segment.sealed || segment.settled < segment.records || segment.written < segment.size) continue;
+      if (this.#cursor?.segment === segment && this.backlog > 0) continue;
+      if (segment.pendingLedger.length > 0) continue;
+      this.#segments = this.#segments.filter((s) => s !== segment);
+      if (this.#active === segment) this.#active = undefined;
+      if (this.#cursor?.segment === segment) this.#cursor = undefined;
+      this.#bytes -= segment.size;
+      this.#dirty.delete(segment);
+      await segment.file?.close().catch(() => {});
+      await segment.ledger?.close().catch(() => {});
+      segment.file = undefined;
+      segment.ledger = undefined;
+      await removeSegment(segment);
+    }
   }
 }

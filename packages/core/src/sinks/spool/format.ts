@@ -24,6 +24,7 @@ import type { MixpanelEndpoint } from '../mixpanel/options.js';
 export const RECORD_MAGIC = 0x314c5053;
 export const ACK_MAGIC = 0x314b4341;
 export const SENDING_MAGIC = 0x31444e53;
+export const NOT_SENT_MAGIC = 0x31544e4e;
 const MAGIC_BYTES = Buffer.from([0x53, 0x50, 0x4c, 0x31]);
 const HEADER = 12;
 const BODY_FIXED = 13;
@@ -145,10 +146,15 @@ export function parseLedger(buffer: Buffer): { acked: Set<number>; sending: Set<
     const magic = buffer.readUInt32LE(at);
     const count = buffer.readUInt32LE(at + 4);
     const end = at + 12 + 4 * count;
-    if ((magic !== ACK_MAGIC && magic !== SENDING_MAGIC) || end > buffer.length) break;
+    if ((magic !== ACK_MAGIC && magic !== SENDING_MAGIC && magic !== NOT_SENT_MAGIC) || end > buffer.length)
+      break;
     if (crc32(buffer.subarray(at + 12, end)) !== buffer.readUInt32LE(at + 8)) break;
-    const target = magic === ACK_MAGIC ? acked : sending;
-    for (let i = at + 12; i < end; i += 4) target.add(buffer.readUInt32LE(i));
+    for (let i = at + 12; i < end; i += 4) {
+      const index = buffer.readUInt32LE(i);
+      if (magic === ACK_MAGIC) acked.add(index);
+      else if (magic === SENDING_MAGIC) sending.add(index);
+      else sending.delete(index);
+    }
     at = end;
   }
   return { acked, sending, damaged: at !== buffer.length };

@@ -95,6 +95,8 @@ export interface Spool {
   ack(ids: readonly number[]): void;
   /** Resolves once it is durable that these records are being sent. */
   markSending(ids: readonly number[]): Promise<void>;
+  /** These records were not ingested by the last attempt (refused connection, retryable status). */
+  markNotSent(ids: readonly number[]): void;
   stats(): SpoolStats;
   /** Writes and fsyncs everything, releases the directory. */
   close(): Promise<void>;

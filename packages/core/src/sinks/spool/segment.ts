@@ -1,0 +1,98 @@
+/**
+ * One segment of the disk spool: its files, what is known of them, and the write helper. Node-only.
+ */
+import { type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** A spool ID is `segment number × ID_SPAN + index of the record in its segment`. */
+export const ID_SPAN = 2 ** 32;
+
+export interface Segment {
+  readonly no: number;
+  readonly path: string;
+  readonly ledgerPath: string;
+  /** Created by this process (its records carry this process's sequence numbers). */
+  readonly own: boolean;
+  file: FileHandle | undefined;
+  ledger: FileHandle | undefined;
+  /** Bytes appended, pending writes included. */
+  size: number;
+  /** Bytes known to be whole records on disk. */
+  written: number;
+  records: number;
+  settled: number;
+  nextIndex: number;
+  /** No more appends. */
+  sealed: boolean;
+  /** Of a previous process's segment: settled and being-sent indexes from its ledger. */
+  acked: Set<number> | undefined;
+  sending: Set<number> | undefined;
+  pendingLedger: Buffer[];
+  /** The pending ledger entries include a being-sent mark: fsync the ledger whatever the policy. */
+  ledgerMustSync: boolean;
+  /** Resolvers waiting for this segment's pending ledger entries. */
+  ledgerWaiters: (() => void)[];
+}
+
+export function segmentName(no: number): string {
+  return String(no).padStart(10, '0');
+}
+
+export function newSegment(dir: string, no: number, own: boolean): Segment {
+  const name = segmentName(no);
+  return {
+    no,
+    path: join(dir, `${name}.seg`),
+    ledgerPath: join(dir, `${name}.ack`),
+    own,
+    file: undefined,
+    ledger: undefined,
+    size: 0,
+    written: 0,
+    records: 0,
+    settled: 0,
+    nextIndex: 0,
+    sealed: !own,
+    acked: undefined,
+    sending: undefined,
+    pendingLedger: [],
+    ledgerMustSync: false,
+    ledgerWaiters: [],
+  };
+}
+
+/** Writes all of `buffer`; a write that makes no progress is a failure (ENOSPC and the like). */
+export async function writeAll(handle: FileHandle, buffer: Buffer): Promise<void> {
+  let done = 0;
+  while (done < buffer.length) {
+    const { bytesWritten } = await handle.write(buffer, done, buffer.length - done);
+    if (bytesWritten === 0) {
+      throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
+    }
+    done += bytesWritten;
+  }
+}
+
+export function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException)?.code ?? 'unknown';
+}
+
+/**
+ * Reads `length` bytes at `offset` (fewer at the end of the file) with a handle of its own: the writer's
+ * may be closed by the I/O loop when its segment is collected.
+ */
+export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  const handle = await open(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === length ? buffer : buffer.subarray(0, done);
+  } finally {
+    await handle.close();
+  }
+}
