@@ -14,7 +14,7 @@ import { Analytics } from '@segment/analytics-node';
 import Mixpanel from 'mixpanel';
 import { PostHog } from 'posthog-node';
 import { installFatalHandlers, peakRss, reply } from '../lib/child.js';
-import { API_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
+import { API_SECRET, COOKIE_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
 import { PEERS, type Peer } from './peers.js';
 
 installFatalHandlers();
@@ -48,7 +48,10 @@ function idstitchDriver(): Driver {
     host: `${base}/`,
     onError: noteError,
   });
-  const engine = createIdstitch({ sink, onError: noteError }, { resolveUserId: () => undefined });
+  const engine = createIdstitch(
+    { sink, onError: noteError, cookie: { secret: COOKIE_SECRET } },
+    { resolveUserId: () => undefined },
+  );
   return {
     track: (i) => engine.forUser(userId(i)).track(EVENT_NAME, eventProperties(i)),
     finish: () => engine.close(60_000),

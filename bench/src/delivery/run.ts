@@ -89,12 +89,15 @@ export async function runPeer(
   }
 }
 
-export async function runDelivery(config: BenchConfig): Promise<DeliveryResult> {
+export async function runDelivery(
+  config: BenchConfig,
+  peers: readonly Peer[] = PEERS,
+): Promise<DeliveryResult> {
   const { rounds, events } = config.delivery;
   const runs: DeliveryRun[] = [];
   for (let round = 0; round < rounds; round++) {
     // Rotate the order so that no SDK always runs first (cold disk cache) or last.
-    const order = PEERS.map((_, i) => PEERS[(i + round) % PEERS.length] as Peer);
+    const order = peers.map((_, i) => peers[(i + round) % peers.length] as Peer);
     for (const peer of order) {
       const run = await runPeer(peer, events, round);
       log(
@@ -105,7 +108,7 @@ export async function runDelivery(config: BenchConfig): Promise<DeliveryResult> 
       runs.push(run);
     }
   }
-  const summaries = PEERS.map((peer): DeliverySummary => {
+  const summaries = peers.map((peer): DeliverySummary => {
     const mine = runs.filter((run) => run.peer === peer);
     const of = (pick: (run: DeliveryRun) => number) => summarize(mine.map(pick));
     return {

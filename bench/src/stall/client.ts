@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { createIdstitch, MixpanelSink, type Sink } from '@idstitch/core';
 import { installFatalHandlers, peakRss, reply } from '../lib/child.js';
-import { API_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
+import { API_SECRET, COOKIE_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
 
 installFatalHandlers();
 
@@ -38,7 +38,7 @@ const discarding: Sink = {
   close: async () => {},
 };
 const engine = createIdstitch(
-  { sink: mode === 'stall' ? sink : discarding },
+  { sink: mode === 'stall' ? sink : discarding, cookie: { secret: COOKIE_SECRET } },
   { resolveUserId: () => undefined },
 );
 
