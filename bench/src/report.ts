@@ -1,6 +1,6 @@
 /** RESULTS.md and results.json from one run: targets first (pass/fail computed here), then every table. */
 import type { BenchConfig } from './config.js';
-import { MIN_DELIVERED_FOR_TARGETS, PEER_LABELS, type Peer } from './delivery/peers.js';
+import { isIdstitch, MIN_DELIVERED_FOR_TARGETS, PEER_LABELS, type Peer } from './delivery/peers.js';
 import type { DeliveryResult, DeliverySummary } from './delivery/run.js';
 import { instructionTables, instructionTargets } from './instructions/report.js';
 import type { InstructionResult } from './instructions/run.js';
@@ -45,7 +45,7 @@ function overheadRow(result: OverheadResult | undefined, framework: Framework, v
 /** Best peer for the delivery targets: most events per CPU second among those that delivered everything. */
 export function bestPeer(delivery: DeliveryResult): DeliverySummary | undefined {
   return delivery.summaries
-    .filter((row) => row.peer !== 'idstitch' && row.receivedRatio.median >= MIN_DELIVERED_FOR_TARGETS)
+    .filter((row) => !isIdstitch(row.peer) && row.receivedRatio.median >= MIN_DELIVERED_FOR_TARGETS)
     .sort((a, b) => b.eventsPerCpuSecond.median - a.eventsPerCpuSecond.median)[0];
 }
 
@@ -96,7 +96,7 @@ export function computeTargets(
   const mine = delivery?.summaries.find((row) => row.peer === 'idstitch');
   const best = delivery ? bestPeer(delivery) : undefined;
   const smallest = delivery?.summaries
-    .filter((row) => row.peer !== 'idstitch' && row.receivedRatio.median >= MIN_DELIVERED_FOR_TARGETS)
+    .filter((row) => !isIdstitch(row.peer) && row.receivedRatio.median >= MIN_DELIVERED_FOR_TARGETS)
     .sort((a, b) => a.bytesPer100k.median - b.bytesPer100k.median)[0];
   const cpuRatio =
     mine && best ? ratio(mine.eventsPerCpuSecond.median, best.eventsPerCpuSecond.median) : Number.NaN;
@@ -158,6 +158,26 @@ export function computeTargets(
       ? `Node and idstitch's modules alone hold ${fmt(stall.runs[0]?.rssBeforeMb ?? Number.NaN, 1)} MiB before the first event; ` +
         `the same loop into a discarding sink peaks at ${fmt(stall.discardPeakRssMb.median, 1)} MiB; heap still used ` +
         `after a full GC: ${fmt(stall.retainedHeapMb.median, 1)} MiB.`
+      : undefined,
+  });
+  const spoolRuns = stall?.runs.flatMap((run) => ('skipped' in run.spool ? [] : [run.spool])) ?? [];
+  const spoolDropped = spoolRuns.reduce((sum, run) => sum + run.droppedWhileTracking, 0);
+  targets.push({
+    id: 'stall-spool-memory',
+    description: `Memory under stall with the disk spool on (issue 11): peak RSS while ${stall ? fmt(stall.events) : '1 000 000'} events are tracked; none dropped, the rest spooled`,
+    goal: stall ? `≤ ${fmt(stall.limitMb)} MiB, 0 dropped` : '≤ budget + 64 MiB, 0 dropped',
+    measured: stall?.spoolPeakRssMb
+      ? `${fmt(stall.spoolPeakRssMb.median, 1)} MiB (${spreadCell(stall.spoolPeakRssMb)}), ${fmt(spoolDropped)} dropped`
+      : stall?.spoolSkipped
+        ? `skipped: ${stall.spoolSkipped}`
+        : 'not run',
+    value: stall?.spoolPeakRssMb?.median ?? Number.NaN,
+    pass: stall?.spoolPeakRssMb
+      ? stall.spoolPeakRssMb.median <= stall.limitMb && spoolDropped === 0
+      : undefined,
+    detail: spoolRuns[0]
+      ? `Spooled at the end of tracking: ${fmt(spoolRuns[0].spooledRecords)} records, ${fmt(spoolRuns[0].diskBytes / 2 ** 20, 1)} MiB of segment files; ` +
+        `the in-memory queue used at most ${fmt(spoolRuns[0].maxQueuedMb, 1)} MiB of its ${fmt(stall?.budgetMb ?? 16)} MiB.`
       : undefined,
   });
   targets.push({
@@ -334,6 +354,9 @@ function deliveryTable(result: DeliveryResult): string {
           `${fmt(row.receivedRatio.median * 100, 1)} %`,
         ].join(' | ')} |`,
     ),
+    ...(result.skipped ?? []).map(
+      (skip) => `| ${PEER_LABELS[skip.peer]} | skipped: ${skip.reason} |${' |'.repeat(11)}`,
+    ),
   ].join('\n');
 }
 
@@ -356,10 +379,31 @@ function stallTable(result: StallResult): string {
         fmt(run.ingestRequests),
       ].join(' | ')} |`,
   );
+  const spoolRows = result.runs.map((run) =>
+    'skipped' in run.spool
+      ? `| ${run.round + 1} | skipped: ${run.spool.skipped} |${' |'.repeat(7)}`
+      : `${[
+          `| ${run.round + 1}`,
+          `${fmt(run.spool.trackMs)} ms`,
+          `${fmt(run.spool.maxQueued)} messages / ${fmt(run.spool.maxQueuedMb, 1)} MiB`,
+          fmt(run.spool.droppedWhileTracking),
+          fmt(run.spool.spooledRecords),
+          `${fmt(run.spool.diskBytes / 2 ** 20, 1)} MiB`,
+          fmt(run.spool.rssBeforeMb, 1),
+          fmt(run.spool.peakRssMb, 1),
+          fmt(run.spool.maxHeapUsedMb, 1),
+        ].join(' | ')} |`,
+  );
   return [
     '| round | events tracked | time to track them | queue budget | most of it used | dropped: queue full | dropped: at close | RSS before, MiB | peak RSS, MiB | peak RSS, same loop into a discarding sink | peak heap used, MiB | heap after full GC, MiB | requests the server held |',
     '| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
+    '',
+    'The same stalled run with the disk spool on (issue 11): what does not fit the in-memory budget goes to disk.',
+    '',
+    '| round | time to track them | most of the memory budget used | dropped while tracking | records spooled | spool files on disk | RSS before, MiB | peak RSS, MiB | peak heap used, MiB |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...spoolRows,
   ].join('\n');
 }
 

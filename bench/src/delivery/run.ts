@@ -43,6 +43,8 @@ export interface DeliveryResult {
   rounds: number;
   runs: DeliveryRun[];
   summaries: DeliverySummary[];
+  /** Variants that could not run, with the reason (e.g. the spool option is not in this idstitch). */
+  skipped: Array<{ peer: Peer; reason: string }>;
 }
 
 export async function runPeer(
@@ -50,7 +52,7 @@ export async function runPeer(
   events: number,
   round: number,
   execArgv: string[] = [],
-): Promise<DeliveryRun> {
+): Promise<DeliveryRun | { peer: Peer; skipped: string }> {
   const ingest = await Ingest.start({ pinned: true });
   try {
     const client = new Child(
@@ -61,6 +63,7 @@ export async function runPeer(
     );
     const result = await client.waitFor('result', 600_000);
     await client.exit(10_000);
+    if (typeof result.skipped === 'string') return { peer, skipped: result.skipped };
     // The last acknowledgements are on the wire before the client's promise resolves; the counts are final.
     const stats = await ingest.stats();
     const wallMs = result.wallMs as number;
@@ -95,11 +98,18 @@ export async function runDelivery(
 ): Promise<DeliveryResult> {
   const { rounds, events } = config.delivery;
   const runs: DeliveryRun[] = [];
+  const skipped: DeliveryResult['skipped'] = [];
   for (let round = 0; round < rounds; round++) {
     // Rotate the order so that no SDK always runs first (cold disk cache) or last.
     const order = peers.map((_, i) => peers[(i + round) % peers.length] as Peer);
     for (const peer of order) {
+      if (skipped.some((skip) => skip.peer === peer)) continue;
       const run = await runPeer(peer, events, round);
+      if ('skipped' in run) {
+        log(`delivery ${peer}: skipped: ${run.skipped}`);
+        skipped.push({ peer, reason: run.skipped });
+        continue;
+      }
       log(
         `delivery r${round + 1} ${peer}: ${Math.round(run.eventsPerSecond)} ev/s, ${Math.round(run.cpuMs)} ms CPU, ` +
           `${Math.round(run.bytesPer100k / 1024)} KiB/100k, peak RSS ${Math.round(run.peakRss / 2 ** 20)} MiB, ` +
@@ -108,7 +118,8 @@ export async function runDelivery(
       runs.push(run);
     }
   }
-  const summaries = peers.map((peer): DeliverySummary => {
+  const measured = peers.filter((peer) => !skipped.some((skip) => skip.peer === peer));
+  const summaries = measured.map((peer): DeliverySummary => {
     const mine = runs.filter((run) => run.peer === peer);
     const of = (pick: (run: DeliveryRun) => number) => summarize(mine.map(pick));
     return {
@@ -123,5 +134,5 @@ export async function runDelivery(
       receivedRatio: of((run) => run.received / run.events),
     };
   });
-  return { events, rounds, runs, summaries };
+  return { events, rounds, runs, summaries, skipped };
 }
