@@ -9,12 +9,16 @@
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTick } from 'node:timers/promises';
-import { createIdstitch, type IdstitchError, MixpanelSink, type Sink } from '@idstitch/core';
-import { directoryBytes, spoolFigures, spoolingSink } from '../delivery/spool.js';
+import type { IdstitchError, Sink } from '@idstitch/core';
 import { installFatalHandlers, peakRss, reply } from '../lib/child.js';
 import { API_SECRET, COOKIE_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
 
 installFatalHandlers();
+
+// RSS of Node alone (and this file's few imports), then idstitch's modules loaded on top of it.
+const rssNodeOnly = process.memoryUsage.rss();
+const { createIdstitch, MixpanelSink } = await import('@idstitch/core');
+const { directoryBytes, spoolFigures, spoolingSink } = await import('../delivery/spool.js');
 
 const total = Number(process.argv[2]);
 const port = Number(process.argv[3]);
@@ -104,6 +108,7 @@ reply({
   trackMs,
   eventsPerSecond: total / (trackMs / 1000),
   rssBefore,
+  rssNodeOnly,
   peakBefore,
   mode,
   discarded,

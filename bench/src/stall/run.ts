@@ -10,6 +10,8 @@ export interface StallRun {
   trackMs: number;
   eventsPerSecond: number;
   rssBeforeMb: number;
+  /** RSS of the same process before it loaded idstitch's modules: Node itself. */
+  rssNodeOnlyMb: number;
   peakRssMb: number;
   growthMb: number;
   maxHeapUsedMb: number;
@@ -104,6 +106,7 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
         trackMs: result.trackMs as number,
         eventsPerSecond: result.eventsPerSecond as number,
         rssBeforeMb: (result.rssBefore as number) / MB,
+        rssNodeOnlyMb: (result.rssNodeOnly as number) / MB,
         peakRssMb: (result.peakRss as number) / MB,
         growthMb: ((result.peakRss as number) - (result.rssBefore as number)) / MB,
         maxHeapUsedMb: (result.maxHeapUsed as number) / MB,
