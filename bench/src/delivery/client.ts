@@ -11,7 +11,7 @@
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTick } from 'node:timers/promises';
-import { createIdstitch, MixpanelSink } from '@idstitch/core';
+import { createIdstitch, MixpanelSink, type Sink } from '@idstitch/core';
 import { Analytics } from '@segment/analytics-node';
 import Mixpanel from 'mixpanel';
 import { PostHog } from 'posthog-node';
@@ -70,6 +70,27 @@ function idstitchDriver(spool: boolean): Driver | { skipped: string } {
       }
     },
     stats: () => ({ ...sink.stats(), ...(spooled ? { spooled } : {}) }),
+  };
+}
+
+/** The tracker alone: what `forUser().track()` costs before any sink serialises or sends anything. */
+function discardingDriver(): Driver {
+  let written = 0;
+  const sink: Sink = {
+    write() {
+      written += 1;
+    },
+    flush: async () => {},
+    close: async () => {},
+  };
+  const engine = createIdstitch(
+    { sink, onError: noteError, cookie: { secret: COOKIE_SECRET } },
+    { resolveUserId: () => undefined },
+  );
+  return {
+    track: (i) => engine.forUser(userId(i)).track(EVENT_NAME, eventProperties(i)),
+    finish: () => engine.close(1000),
+    stats: () => ({ written }),
   };
 }
 
@@ -215,6 +236,7 @@ function posthogDriver(defaults: boolean): Driver {
 const drivers: Record<Peer, () => Driver | { skipped: string }> = {
   idstitch: () => idstitchDriver(false),
   'idstitch-spool': () => idstitchDriver(true),
+  'idstitch-discard': discardingDriver,
   'mixpanel-track': mixpanelTrackDriver,
   'mixpanel-import-batch': mixpanelImportBatchDriver,
   segment: segmentDriver,
@@ -260,6 +282,8 @@ async function main(): Promise<void> {
     rssBefore,
     peakRss: peakRss(),
     sdk: driver.stats(),
+    // The discarding diagnostic delivers nothing: its per-event figures count the events it was given.
+    handled: peer === 'idstitch-discard' ? total : undefined,
     errors,
   });
   // Some SDKs keep timers or sockets; the measurement is over.

@@ -11,6 +11,8 @@ export interface DeliveryRun {
   events: number;
   /** Events the ingest server counted. */
   received: number;
+  /** Events the per-event figures divide by: those received, or for the discarding diagnostic those tracked. */
+  counted: number;
   requests: number;
   wallMs: number;
   producedMs: number;
@@ -67,12 +69,14 @@ export async function runPeer(
     // The last acknowledgements are on the wire before the client's promise resolves; the counts are final.
     const stats = await ingest.stats();
     const wallMs = result.wallMs as number;
+    const counted = typeof result.handled === 'number' ? result.handled : stats.events;
     const cpuMs = result.cpuMs as number;
     return {
       peer,
       round,
       events,
       received: stats.events,
+      counted,
       requests: stats.requests,
       wallMs,
       producedMs: result.producedMs as number,
@@ -81,8 +85,8 @@ export async function runPeer(
       bytesOut: stats.bytesOut,
       peakRss: result.peakRss as number,
       rssBefore: result.rssBefore as number,
-      eventsPerSecond: stats.events / (wallMs / 1000),
-      eventsPerCpuSecond: stats.events / (cpuMs / 1000),
+      eventsPerSecond: counted / (wallMs / 1000),
+      eventsPerCpuSecond: counted / (cpuMs / 1000),
       bytesPer100k: stats.events > 0 ? (stats.bytesIn / stats.events) * 100_000 : Number.NaN,
       sdk: result.sdk as Record<string, unknown>,
       errors: result.errors as string[],
@@ -125,7 +129,7 @@ export async function runDelivery(
     return {
       peer,
       eventsPerSecond: of((run) => run.eventsPerSecond),
-      cpuSecondsPer100k: of((run) => (run.cpuMs / 1000 / Math.max(1, run.received)) * 100_000),
+      cpuSecondsPer100k: of((run) => (run.cpuMs / 1000 / Math.max(1, run.counted)) * 100_000),
       eventsPerCpuSecond: of((run) => run.eventsPerCpuSecond),
       bytesPer100k: of((run) => run.bytesPer100k),
       requestsPer100k: of((run) => (run.requests / Math.max(1, run.received)) * 100_000),
