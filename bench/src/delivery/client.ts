@@ -44,12 +44,12 @@ const noteError = (error: unknown) => {
   if (errors.length < 5) errors.push(error instanceof Error ? error.message : String(error));
 };
 
-function idstitchDriver(spool: boolean): Driver | { skipped: string } {
+async function idstitchDriver(spool: boolean): Promise<Driver | { skipped: string }> {
   const options = { token: TOKEN, apiSecret: API_SECRET, host: `${base}/`, onError: noteError };
   let sink: MixpanelSink;
   let dir: string | undefined;
   if (spool) {
-    const made = spoolingSink(options);
+    const made = await spoolingSink(options);
     if ('skipped' in made) return made;
     ({ sink, dir } = made);
   } else {
@@ -233,7 +233,7 @@ function posthogDriver(defaults: boolean): Driver {
   };
 }
 
-const drivers: Record<Peer, () => Driver | { skipped: string }> = {
+const drivers: Record<Peer, () => Driver | { skipped: string } | Promise<Driver | { skipped: string }>> = {
   idstitch: () => idstitchDriver(false),
   'idstitch-spool': () => idstitchDriver(true),
   'idstitch-discard': discardingDriver,
@@ -249,7 +249,7 @@ async function main(): Promise<void> {
   if (!make || !Number.isInteger(total) || total <= 0 || !port) {
     throw new Error(`usage: client.js <${PEERS.join('|')}> <events> <port>`);
   }
-  const driver = make();
+  const driver = await make();
   if ('skipped' in driver) {
     reply({ type: 'result', peer, skipped: driver.skipped });
     setTimeout(() => process.exit(0), 20);

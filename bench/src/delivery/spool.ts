@@ -11,25 +11,29 @@ export const SPOOL_UNAVAILABLE = 'spool option not available';
 
 export type SpoolingSink = { sink: MixpanelSink; dir: string } | { skipped: string };
 
-/** What the spool's counters say, when the sink reports any. */
+/** What the spool's counters say, when the sink reports a spool. */
 export interface SpoolFigures {
+  /** Messages held on disk only (not in memory), `stats().spooled`. */
   records: number;
+  /** Records the spool appended (with a spool every accepted message is journaled). */
+  appended: number;
+  /** Bytes of segment files the spool reports. */
   bytes: number;
 }
 
-/** Reads the spool's counters from `stats()`, whatever their exact place; undefined when there are none. */
+/** Reads the spool's counters from `stats()`; undefined when the sink reports no open spool. */
 export function spoolFigures(stats: object): SpoolFigures | undefined {
   const s = stats as { spool?: { bytes?: unknown; appended?: unknown }; spooled?: unknown };
   const num = (value: unknown) => (typeof value === 'number' ? value : Number.NaN);
-  if (s.spool !== null && typeof s.spool === 'object') {
-    return { records: num(s.spool.appended ?? s.spooled), bytes: num(s.spool.bytes) };
-  }
-  if (typeof s.spooled === 'number') return { records: s.spooled, bytes: Number.NaN };
-  return undefined;
+  if (s.spool === null || typeof s.spool !== 'object') return undefined;
+  return { records: num(s.spooled), appended: num(s.spool.appended), bytes: num(s.spool.bytes) };
 }
 
-/** A MixpanelSink with a disk spool in a fresh temporary directory, or why there cannot be one. */
-export function spoolingSink(options: MixpanelSinkOptions): SpoolingSink {
+/**
+ * A MixpanelSink with a disk spool in a fresh temporary directory, once the spool is open (`ready()`), or why
+ * there cannot be one.
+ */
+export async function spoolingSink(options: MixpanelSinkOptions): Promise<SpoolingSink> {
   const dir = mkdtempSync(join(tmpdir(), 'idstitch-bench-spool-'));
   let sink: MixpanelSink;
   try {
@@ -38,9 +42,10 @@ export function spoolingSink(options: MixpanelSinkOptions): SpoolingSink {
     rmSync(dir, { recursive: true, force: true });
     return { skipped: `${SPOOL_UNAVAILABLE} (${error instanceof Error ? error.message : String(error)})` };
   }
+  await (sink as { ready?: () => Promise<void> }).ready?.();
   if (!spoolFigures(sink.stats())) {
-    // An idstitch without the option ignores it: nothing would be spooled.
-    void sink.close(0);
+    // An idstitch without the option ignores it (or its spool failed to open, and onError said why).
+    await sink.close(0);
     rmSync(dir, { recursive: true, force: true });
     return { skipped: SPOOL_UNAVAILABLE };
   }

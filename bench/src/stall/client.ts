@@ -47,7 +47,7 @@ const options = {
   host: `http://127.0.0.1:${port}/`,
   onError: (error: IdstitchError) => reports.set(error.code, (reports.get(error.code) ?? 0) + 1),
 };
-const spooling = mode === 'spool' ? spoolingSink(options) : undefined;
+const spooling = mode === 'spool' ? await spoolingSink(options) : undefined;
 if (spooling && 'skipped' in spooling) {
   reply({ type: 'result', skipped: spooling.skipped });
   setTimeout(() => process.exit(0), 20);
