@@ -101,6 +101,7 @@ export async function profileDelivery(root: string, config: BenchConfig): Promis
   log('profiling delivery: idstitch');
   const { dir, execArgv } = profileDir(root, 'delivery-idstitch');
   const run = await runPeer('idstitch', config.delivery.events, 0, execArgv);
+  if ('skipped' in run) throw new Error(`idstitch was skipped: ${run.skipped}`);
   const summary = summarizeProfile(onlyProfile(dir), 15);
   return [
     profileMarkdown(

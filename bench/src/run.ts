@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type BenchConfig, configFor } from './config.js';
+import { PEERS, type Peer } from './delivery/peers.js';
 import { runDelivery } from './delivery/run.js';
 import { runInstructions } from './instructions/run.js';
 import { DIST, PINNING } from './lib/child.js';
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     only: { type: 'string' },
     frameworks: { type: 'string' },
+    peers: { type: 'string' },
     'no-profile': { type: 'boolean', default: false },
     note: { type: 'string', multiple: true },
     out: { type: 'string' },
@@ -50,6 +52,10 @@ const only = new Set(
   (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS)) as Scenario[],
 );
 const frameworks = (values.frameworks?.split(',') ?? FRAMEWORKS) as Framework[];
+/** Delivery scenario only: a subset of the SDKs (e.g. `--peers idstitch,mixpanel-import-batch` while profiling). */
+const peers = (values.peers?.split(',') ?? PEERS) as Peer[];
+const unknownPeer = peers.find((peer) => !PEERS.includes(peer));
+if (unknownPeer) throw new Error(`--peers: unknown SDK "${unknownPeer}"; known: ${PEERS.join(', ')}`);
 const outDir = values.out ?? (config.quick ? join(BENCH, 'results', 'quick') : BENCH);
 const profileRoot = join(BENCH, 'results', 'profiles');
 
@@ -87,7 +93,7 @@ async function scenario<T>(name: Scenario, run: () => Promise<T>): Promise<T | u
 log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir}`);
 results.instructions = await scenario('instructions', () => runInstructions(config, frameworks));
 results.overhead = await scenario('overhead', () => runOverhead(config, frameworks));
-results.delivery = await scenario('delivery', () => runDelivery(config));
+results.delivery = await scenario('delivery', () => runDelivery(config, peers));
 results.stall = await scenario('stall', () => runStall(config));
 results.micro = await scenario('micro', () => runMicro(config));
 results.load.push(await loadSnapshot());

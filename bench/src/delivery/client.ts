@@ -7,15 +7,18 @@
  * serviced while the burst goes on. The clock and the CPU counter start at the first event and stop when the
  * SDK reports everything acknowledged (flush, shutdown or every callback).
  */
+
+import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTick } from 'node:timers/promises';
-import { createIdstitch, MixpanelSink } from '@idstitch/core';
+import { createIdstitch, MixpanelSink, type Sink } from '@idstitch/core';
 import { Analytics } from '@segment/analytics-node';
 import Mixpanel from 'mixpanel';
 import { PostHog } from 'posthog-node';
 import { installFatalHandlers, peakRss, reply } from '../lib/child.js';
-import { API_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
+import { API_SECRET, COOKIE_SECRET, EVENT_NAME, eventProperties, TOKEN, userId } from '../lib/fixtures.js';
 import { PEERS, type Peer } from './peers.js';
+import { type SpoolFigures, spoolFigures, spoolingSink } from './spool.js';
 
 installFatalHandlers();
 
@@ -41,18 +44,53 @@ const noteError = (error: unknown) => {
   if (errors.length < 5) errors.push(error instanceof Error ? error.message : String(error));
 };
 
-function idstitchDriver(): Driver {
-  const sink = new MixpanelSink({
-    token: TOKEN,
-    apiSecret: API_SECRET,
-    host: `${base}/`,
-    onError: noteError,
-  });
-  const engine = createIdstitch({ sink, onError: noteError }, { resolveUserId: () => undefined });
+async function idstitchDriver(spool: boolean): Promise<Driver | { skipped: string }> {
+  const options = { token: TOKEN, apiSecret: API_SECRET, host: `${base}/`, onError: noteError };
+  let sink: MixpanelSink;
+  let dir: string | undefined;
+  if (spool) {
+    const made = await spoolingSink(options);
+    if ('skipped' in made) return made;
+    ({ sink, dir } = made);
+  } else {
+    sink = new MixpanelSink(options);
+  }
+  const engine = createIdstitch(
+    { sink, onError: noteError, cookie: { secret: COOKIE_SECRET } },
+    { resolveUserId: () => undefined },
+  );
+  let spooled: SpoolFigures | undefined;
   return {
     track: (i) => engine.forUser(userId(i)).track(EVENT_NAME, eventProperties(i)),
-    finish: () => engine.close(60_000),
-    stats: () => ({ ...sink.stats() }),
+    finish: async () => {
+      await engine.close(60_000);
+      if (dir !== undefined) {
+        spooled = spoolFigures(sink.stats());
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    stats: () => ({ ...sink.stats(), ...(spooled ? { spooled } : {}) }),
+  };
+}
+
+/** The tracker alone: what `forUser().track()` costs before any sink serialises or sends anything. */
+function discardingDriver(): Driver {
+  let written = 0;
+  const sink: Sink = {
+    write() {
+      written += 1;
+    },
+    flush: async () => {},
+    close: async () => {},
+  };
+  const engine = createIdstitch(
+    { sink, onError: noteError, cookie: { secret: COOKIE_SECRET } },
+    { resolveUserId: () => undefined },
+  );
+  return {
+    track: (i) => engine.forUser(userId(i)).track(EVENT_NAME, eventProperties(i)),
+    finish: () => engine.close(1000),
+    stats: () => ({ written }),
   };
 }
 
@@ -195,8 +233,10 @@ function posthogDriver(defaults: boolean): Driver {
   };
 }
 
-const drivers: Record<Peer, () => Driver> = {
-  idstitch: idstitchDriver,
+const drivers: Record<Peer, () => Driver | { skipped: string } | Promise<Driver | { skipped: string }>> = {
+  idstitch: () => idstitchDriver(false),
+  'idstitch-spool': () => idstitchDriver(true),
+  'idstitch-discard': discardingDriver,
   'mixpanel-track': mixpanelTrackDriver,
   'mixpanel-import-batch': mixpanelImportBatchDriver,
   segment: segmentDriver,
@@ -209,7 +249,12 @@ async function main(): Promise<void> {
   if (!make || !Number.isInteger(total) || total <= 0 || !port) {
     throw new Error(`usage: client.js <${PEERS.join('|')}> <events> <port>`);
   }
-  const driver = make();
+  const driver = await make();
+  if ('skipped' in driver) {
+    reply({ type: 'result', peer, skipped: driver.skipped });
+    setTimeout(() => process.exit(0), 20);
+    return;
+  }
   const rssBefore = process.memoryUsage.rss();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -237,6 +282,8 @@ async function main(): Promise<void> {
     rssBefore,
     peakRss: peakRss(),
     sdk: driver.stats(),
+    // The discarding diagnostic delivers nothing: its per-event figures count the events it was given.
+    handled: peer === 'idstitch-discard' ? total : undefined,
     errors,
   });
   // Some SDKs keep timers or sockets; the measurement is over.

@@ -8,6 +8,7 @@
 import { createIdstitch, type IdstitchOptions, type Sink } from '@idstitch/core';
 import { nodeRequestPort } from '@idstitch/core/node';
 import { Bench } from 'tinybench';
+import { COOKIE_SECRET } from '../lib/fixtures.js';
 
 const timeMs = Number(process.argv[2] ?? 1000);
 const USER_AGENT =
@@ -31,7 +32,10 @@ const sink: Sink = {
 };
 
 function engineWith(options: IdstitchOptions<{ headers: Record<string, string> }>) {
-  return createIdstitch({ sink, onError: () => {}, ...options }, { resolveUserId: () => undefined });
+  return createIdstitch(
+    { sink, onError: () => {}, cookie: { secret: COOKIE_SECRET }, ...options },
+    { resolveUserId: () => undefined },
+  );
 }
 
 const off = engineWith({ requestProperties: { browser: false } });

@@ -10,6 +10,8 @@ export interface StallRun {
   trackMs: number;
   eventsPerSecond: number;
   rssBeforeMb: number;
+  /** RSS of the same process before it loaded idstitch's modules: Node itself. */
+  rssNodeOnlyMb: number;
   peakRssMb: number;
   growthMb: number;
   maxHeapUsedMb: number;
@@ -26,6 +28,8 @@ export interface StallRun {
   /** Requests the stalled server received (and never answered). */
   ingestRequests: number;
   reports: Record<string, number>;
+  /** The same stalled run with the disk spool on (issue 11), or why it was skipped. */
+  spool: StallSpoolRun | { skipped: string };
   /** Baseline of the same round: the same loop into a sink that discards everything. */
   discard: {
     peakRssMb: number;
@@ -34,6 +38,21 @@ export interface StallRun {
     maxHeapUsedMb: number;
     trackMs: number;
   };
+}
+
+export interface StallSpoolRun {
+  trackMs: number;
+  rssBeforeMb: number;
+  peakRssMb: number;
+  maxHeapUsedMb: number;
+  maxQueued: number;
+  maxQueuedMb: number;
+  /** Dropped by the end of tracking, all reasons: with a spool that has room, none. */
+  droppedWhileTracking: number;
+  /** Records and bytes the spool reported, and the bytes of its files on disk, at the end of tracking. */
+  spooledRecords: number;
+  spooledBytes: number;
+  diskBytes: number;
 }
 
 export interface StallResult {
@@ -48,11 +67,14 @@ export interface StallResult {
   overDiscardMb: Summary;
   budgetMb: number;
   limitMb: number;
+  /** Peak RSS with the spool on, over the rounds it ran; undefined when skipped. */
+  spoolPeakRssMb: Summary | undefined;
+  spoolSkipped: string | undefined;
 }
 
 const MB = 2 ** 20;
 
-async function client(events: number, port: number, mode: 'stall' | 'discard'): Promise<Message> {
+async function client(events: number, port: number, mode: 'stall' | 'spool' | 'discard'): Promise<Message> {
   const child = new Child(
     'stall/client.js',
     [String(events), String(port), mode],
@@ -74,6 +96,7 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
       await ingest.stall(true);
       const result = await client(events, ingest.port, 'stall');
       const stats = await ingest.stats();
+      const spooled = await client(events, ingest.port, 'spool');
       const budget = result.budget as { maxQueueMessages: number; maxQueueBytes: number };
       const during = result.during as { dropped: Record<string, number> };
       const after = result.after as { dropped: Record<string, number>; delivered: number; tracked: number };
@@ -83,6 +106,7 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
         trackMs: result.trackMs as number,
         eventsPerSecond: result.eventsPerSecond as number,
         rssBeforeMb: (result.rssBefore as number) / MB,
+        rssNodeOnlyMb: (result.rssNodeOnly as number) / MB,
         peakRssMb: (result.peakRss as number) / MB,
         growthMb: ((result.peakRss as number) - (result.rssBefore as number)) / MB,
         maxHeapUsedMb: (result.maxHeapUsed as number) / MB,
@@ -97,6 +121,7 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
         tracked: after.tracked,
         ingestRequests: stats.requests,
         reports: result.reports as Record<string, number>,
+        spool: spoolRun(spooled),
         discard: {
           peakRssMb: (base.peakRss as number) / MB,
           rssBeforeMb: (base.rssBefore as number) / MB,
@@ -111,12 +136,22 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
           `${run.retainedHeapMb.toFixed(1)} MiB, queue max ${run.maxQueued} msgs / ${run.maxQueuedMb.toFixed(1)} MiB, ` +
           `dropped ${run.droppedOverflow} overflow + ${run.droppedShutdown} at close`,
       );
+      if ('skipped' in run.spool) log(`stall r${round + 1} with the spool: skipped: ${run.spool.skipped}`);
+      else {
+        log(
+          `stall r${round + 1} with the spool: peak RSS ${run.spool.peakRssMb.toFixed(1)} MiB, queue max ` +
+            `${run.spool.maxQueuedMb.toFixed(1)} MiB, spooled ${run.spool.spooledRecords} records / ` +
+            `${(run.spool.diskBytes / MB).toFixed(1)} MiB on disk, dropped ${run.spool.droppedWhileTracking}`,
+        );
+      }
       runs.push(run);
     } finally {
       await ingest.close();
     }
   }
   const budgetMb = runs[0]?.budgetMb ?? 16;
+  const spoolRuns = runs.flatMap((run) => ('skipped' in run.spool ? [] : [run.spool]));
+  const skippedRun = runs.find((run) => 'skipped' in run.spool)?.spool as { skipped: string } | undefined;
   return {
     events,
     rounds,
@@ -128,5 +163,25 @@ export async function runStall(config: BenchConfig): Promise<StallResult> {
     overDiscardMb: summarize(runs.map((run) => run.peakRssMb - run.discard.peakRssMb)),
     budgetMb,
     limitMb: budgetMb + 64,
+    spoolPeakRssMb: spoolRuns.length > 0 ? summarize(spoolRuns.map((run) => run.peakRssMb)) : undefined,
+    spoolSkipped: skippedRun?.skipped,
+  };
+}
+
+function spoolRun(result: Message): StallSpoolRun | { skipped: string } {
+  if (typeof result.skipped === 'string') return { skipped: result.skipped };
+  const during = result.during as { droppedTotal: number };
+  const spooled = (result.spooled ?? {}) as { records?: number; bytes?: number; diskBytes?: number };
+  return {
+    trackMs: result.trackMs as number,
+    rssBeforeMb: (result.rssBefore as number) / MB,
+    peakRssMb: (result.peakRss as number) / MB,
+    maxHeapUsedMb: (result.maxHeapUsed as number) / MB,
+    maxQueued: result.maxQueued as number,
+    maxQueuedMb: (result.maxQueuedBytes as number) / MB,
+    droppedWhileTracking: during.droppedTotal,
+    spooledRecords: spooled.records ?? Number.NaN,
+    spooledBytes: spooled.bytes ?? Number.NaN,
+    diskBytes: spooled.diskBytes ?? Number.NaN,
   };
 }

@@ -1,13 +1,13 @@
 import { IdstitchError } from '../../errors.js';
 import type { Accounting } from './accounting.js';
 import type { SinkState } from './admission.js';
-import { type Batch, encodeBatch, KIND_NOUN, type Lane, newBatch } from './lane.js';
+import { type Batch, KIND_NOUN, type Lane, newBatch } from './lane.js';
 import type { MixpanelEndpoint, ResolvedMixpanelOptions } from './options.js';
 import type { QueuedMessage } from './queue.js';
 import { type FailedRecord, interpretResponse, type ResponseOutcome } from './response.js';
 import { parseRetryAfter, retryDelay } from './retry.js';
 import type { Spooling } from './spooling.js';
-import { fetchSend, type HttpSend, TransportError } from './transport.js';
+import { encodeBody, fetchSend, type HttpSend, TransportError } from './transport.js';
 
 /**
  * The way out: starts batches when they are ready, sends them, and turns each response into an
@@ -81,7 +81,7 @@ export class Delivery {
     try {
       for (;;) {
         if (!batch.owned) return;
-        batch.body ??= await encodeBatch(batch);
+        batch.body ??= await encodeBody(batch.messages, batch.bytes, lane.gzip);
         // With a spool, a profile/group update is marked as being sent, durably, before it goes out.
         if (this.spooling) await this.spooling.beforeSend(lane.endpoint, batch.messages);
         if (!batch.owned) return;

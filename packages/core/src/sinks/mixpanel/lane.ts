@@ -1,7 +1,6 @@
 import type { OutgoingMessage } from '../../messages/types.js';
 import type { MixpanelEndpoint, ResolvedMixpanelOptions } from './options.js';
 import { arrayBytes, PendingQueue, type QueuedMessage } from './queue.js';
-import { gzip } from './transport.js';
 
 /** The queue, timer and concurrency state of one endpoint. */
 export interface Lane {
@@ -117,11 +116,4 @@ export function newBatch(lane: Lane, messages: readonly QueuedMessage[]): Batch 
   // Registered now, not when sent, so a close() deadline finds the second half of a split too.
   lane.batches.add(batch);
   return batch;
-}
-
-/** The request body: the messages' JSON as one array, gzip'd where the endpoint accepts it. */
-export async function encodeBatch(batch: Batch): Promise<Uint8Array> {
-  const json = `[${batch.messages.map((message) => message.json).join(',')}]`;
-  const raw = new TextEncoder().encode(json);
-  return batch.lane.gzip ? gzip(raw) : raw;
 }
