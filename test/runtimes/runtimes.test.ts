@@ -169,7 +169,7 @@ describe.each(runtimes)('Hono on $name', (runtime) => {
         await shop.stop();
         await fake.close();
       }
-    });
+    }, 60_000);
   });
   describe.skipIf(missing !== undefined || runtime.name !== 'workerd')(
     'fails closed without a secret',
