@@ -44,6 +44,7 @@ describe.each([
   ['@idstitch/example-koa', 'koa'],
   ['@idstitch/example-nestjs', 'nestjs'],
   ['@idstitch/example-fastify', 'fastify'],
+  ['@idstitch/example-hono', 'hono'],
 ])('pnpm --filter %s start', (name, folder) => {
   it('prints http://localhost:PORT and the report command; SIGTERM to pnpm closes the server and exits 0', async () => {
     const child = spawn('pnpm', ['--filter', name, 'start'], {

@@ -6,6 +6,7 @@ import {
   resolveCookie,
 } from './cookie/cookie-options.js';
 import { DEFAULT_REDACTED_PARAMS, type QueryPolicy } from './enrich/url.js';
+import { type IdstitchEnvironment, resolveEnvironment } from './environment.js';
 import { IdstitchError } from './errors.js';
 import type { IdentityStore } from './identity/identity-store.js';
 import { MemoryIdentityStore } from './identity/identity-store.js';
@@ -149,6 +150,12 @@ export interface IdstitchOptions<Req = unknown> {
   onError?: (error: IdstitchError) => void;
   /** Default: `console`. */
   logger?: IdstitchLogger;
+  /**
+   * `'production'` refuses to start without `cookie.secret`; `'development'` signs with a per-process key. Default:
+   * from `NODE_ENV` where the runtime has one (Node, Bun, Deno), and `'production'` where none can be read
+   * (Cloudflare Workers, Deno without `--allow-env`): there, set `environment: 'development'` for local work.
+   */
+  environment?: IdstitchEnvironment;
 }
 
 /** Defaults an adapter supplies for its framework. */
@@ -209,6 +216,7 @@ const OPTION_KEYS = [
   'anonymousProfileUpdates',
   'onError',
   'logger',
+  'environment',
 ] as const satisfies readonly (keyof IdstitchOptions)[];
 const MIXPANEL_BROWSER_COOKIE_KEYS = [
   'token',
@@ -303,8 +311,9 @@ export function resolveOptions<Req>(
     );
   }
   // First, so that a production start-up without a secret fails before anything else is made.
-  const cookie = resolveCookie(o.cookie, (message) => logger.warn(message));
-  if (o.sink === undefined && nodeEnv() === 'production') {
+  const environment = resolveEnvironment(o.environment);
+  const cookie = resolveCookie(o.cookie, (message) => logger.warn(message), environment);
+  if (o.sink === undefined && environment.name === 'production') {
     logger.warn(
       'idstitch: no sink configured; recording to a local file. Pass `sink: new MixpanelSink({ token })`.',
     );
@@ -477,9 +486,4 @@ export function resolveOptions<Req>(
     report,
     logger,
   };
-}
-
-/** `NODE_ENV` where the runtime has a `process` (Node, Bun, Deno); undefined on runtimes without one (workerd). */
-function nodeEnv(): string | undefined {
-  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.NODE_ENV;
 }

@@ -8,6 +8,7 @@ export type { CookieAttributes, CookieWrite } from './cookie/cookie-header.js';
 export { cookieValues, serializeCookie } from './cookie/cookie-header.js';
 export type { DecodedDeviceCookie, DeviceCookieRejection } from './cookie/device-cookie.js';
 export { DeviceCookieCodec } from './cookie/device-cookie.js';
+export type { IdstitchEnvironment } from './environment.js';
 export type { IdstitchErrorCode } from './errors.js';
 export { IdstitchError, IdstitchOptionsError } from './errors.js';
 export type {

@@ -3,6 +3,7 @@ import {
   type Idstitch,
   IdstitchError,
   type IdstitchOptions,
+  IdstitchOptionsError,
   type Tracker,
   webRequestPort,
 } from '@idstitch/core/web';
@@ -22,7 +23,16 @@ export interface IdstitchVariables {
 }
 
 /** Options of the Hono middleware; `resolveUserId` receives Hono's context `c`. */
-export type IdstitchHonoOptions = IdstitchOptions<Context>;
+export interface IdstitchHonoOptions extends IdstitchOptions<Context> {
+  /**
+   * The client IP, sent to Mixpanel only with `geolocate: true`. Default: the connection's address where the
+   * runtime gives one to Hono (`@hono/node-server`, `Bun.serve`, `Deno.serve`) — the same address Hono's
+   * `getConnInfo` reads — and none on Workers. Headers such as `X-Forwarded-For` or `CF-Connecting-IP` are never
+   * read unless you say so here, as Express's `trust proxy` does: `clientIp: (c) => c.req.header('cf-connecting-ip')`
+   * on Cloudflare, or your proxy's header behind one proxy you run.
+   */
+  clientIp?: (c: Context) => string | undefined;
+}
 
 /** The middleware, with the engine behind it for flushing and background trackers. */
 export type IdstitchMiddleware = MiddlewareHandler & { readonly idstitch: Idstitch<Context> };
@@ -33,6 +43,27 @@ export function defaultResolveUserId(c: Context): unknown {
   const user = variables.get('user') as { id?: unknown } | null | undefined;
   if (user !== undefined && user !== null) return user.id;
   return (variables.get('jwtPayload') as { sub?: unknown } | undefined)?.sub;
+}
+
+/**
+ * The connection's address as the runtime hands it to `app.fetch` in `c.env`, in the shapes Hono's per-runtime
+ * `getConnInfo` helpers read: `@hono/node-server` passes `{ incoming }`, `Bun.serve` its server (`requestIP`),
+ * `Deno.serve` its handler info (`remoteAddr`). Workers pass their bindings: no address there.
+ */
+export function connectionAddress(c: Context): string | undefined {
+  const env = c.env as
+    | {
+        incoming?: { socket?: { remoteAddress?: string } };
+        server?: { incoming?: { socket?: { remoteAddress?: string } } };
+        requestIP?(request: Request): { address?: string } | null;
+        remoteAddr?: { hostname?: string };
+      }
+    | undefined;
+  if (env === undefined || env === null || typeof env !== 'object') return undefined;
+  const incoming = env.incoming ?? env.server?.incoming;
+  if (incoming) return incoming.socket?.remoteAddress;
+  if (typeof env.requestIP === 'function') return env.requestIP(c.req.raw)?.address ?? undefined;
+  return env.remoteAddr?.hostname;
 }
 
 /** `c.executionCtx.waitUntil` on Workers and Vercel; Hono's getter throws where there is none (Node, Bun, Deno). */
@@ -52,12 +83,22 @@ function waitUntil(c: Context): ((promise: Promise<unknown>) => void) | undefine
  * `@idstitch/core/web`, so it runs on Node, Bun, Deno and workerd. Options are validated here, at start-up.
  */
 export function idstitch(options?: IdstitchHonoOptions): IdstitchMiddleware {
-  const engine = createIdstitch(options, { resolveUserId: defaultResolveUserId });
-  const { logger, report } = engine.options;
+  const { clientIp = connectionAddress, ...engineOptions } = options ?? {};
+  if (typeof clientIp !== 'function') {
+    throw new IdstitchOptionsError(
+      'clientIp',
+      `must be a function, got ${typeof clientIp}`,
+      "Pass `(c) => c.req.header('cf-connecting-ip')` or leave it out.",
+    );
+  }
+  const engine = createIdstitch(options === undefined ? undefined : engineOptions, {
+    resolveUserId: defaultResolveUserId,
+  });
+  const { logger, report, geolocate } = engine.options;
   const middleware: MiddlewareHandler = async function idstitchMiddleware(c, next) {
     let scope: ReturnType<typeof engine.handle> | undefined;
     try {
-      scope = engine.handle(webRequestPort(c.req.raw, c, { ip: undefined }));
+      scope = engine.handle(webRequestPort(c.req.raw, c, { ip: geolocate ? clientIp(c) : undefined }));
       c.set('tracker', scope.tracker);
     } catch (error) {
       logger.error(

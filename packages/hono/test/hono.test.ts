@@ -80,4 +80,31 @@ describe('@idstitch/hono', () => {
       message: expect.stringMatching(/app\.use\(idstitch/),
     });
   });
+  it('geolocate: the connection address by default, a configured header only through clientIp', async () => {
+    const serveWith = (options: Parameters<typeof idstitch>[0]) => {
+      const sink = new MemorySink();
+      const app = new Hono();
+      app.use(idstitch({ sink, cookie: { secret: SECRET }, ...options }));
+      app.get('/', (c) => {
+        c.get('tracker').track('Home');
+        return c.text('ok');
+      });
+      return { sink, server: createAdaptorServer({ fetch: app.fetch }) };
+    };
+    const byDefault = serveWith({ geolocate: true });
+    await request(byDefault.server).get('/').set('X-Forwarded-For', '203.0.113.7').expect(200);
+    expect(byDefault.sink.events[0]!.properties.ip).toMatch(/^(::ffff:)?127\.0\.0\.1$|^::1$/);
+
+    const behindProxy = serveWith({ geolocate: true, clientIp: (c) => c.req.header('x-real-ip') });
+    await request(behindProxy.server).get('/').set('X-Real-IP', '198.51.100.4').expect(200);
+    expect(behindProxy.sink.events[0]!.properties.ip).toBe('198.51.100.4');
+
+    let asked = 0;
+    const withoutGeolocate = serveWith({ clientIp: () => `198.51.100.${++asked}` });
+    await request(withoutGeolocate.server).get('/').expect(200);
+    expect(withoutGeolocate.sink.events[0]!.properties.ip).toBeUndefined();
+    expect(asked).toBe(0);
+
+    expect(() => idstitch({ clientIp: 'x-real-ip' as never })).toThrow(/option `clientIp`/);
+  });
 });

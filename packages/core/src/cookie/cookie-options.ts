@@ -1,3 +1,4 @@
+import type { ResolvedEnvironment } from '../environment.js';
 import { fail, optionalBoolean, rejectUnknownKeys } from '../option-checks.js';
 import { firstProcessKeyWarning, processKey } from './process-key.js';
 
@@ -10,7 +11,8 @@ export interface DeviceCookieOptions {
   name?: string;
   /**
    * Secret for HMAC-SHA256 signing (at least 16 characters). With a secret, tampered or unsigned values are
-   * treated as absent. **Required when `NODE_ENV` is `production`**: `idstitch()` refuses to start without one
+   * treated as absent. **Required in production** (`NODE_ENV` is `production`, the `environment` option says so,
+   * or no environment can be read, as on Cloudflare Workers): `idstitch()` refuses to start without one
    * (or `insecureUnsigned: true`). In development, a random key made once per process signs cookies instead, so
    * devices reset when the process restarts.
    */
@@ -116,6 +118,7 @@ function resolveSecrets(cookie: DeviceCookieOptions): readonly string[] {
 function resolveKeys(
   options: DeviceCookieOptions,
   warn: (message: string) => void,
+  environment: ResolvedEnvironment,
 ): Pick<ResolvedCookieOptions, 'secrets' | 'tagKeys' | 'insecureUnsigned'> {
   optionalBoolean(options.insecureUnsigned, 'cookie.insecureUnsigned');
   const configured = resolveSecrets(options);
@@ -131,10 +134,10 @@ function resolveKeys(
     return { secrets: [], tagKeys: [processKey()], insecureUnsigned };
   }
   if (configured.length > 0) return { secrets: configured, tagKeys: configured, insecureUnsigned };
-  if (globalThis.process?.env?.NODE_ENV === 'production') {
+  if (environment.name === 'production') {
     fail(
       'cookie.secret',
-      'is required when NODE_ENV is "production": without it anyone can forge or plant a device cookie',
+      `is required in production (${environment.because}): without it anyone can forge or plant a device cookie`,
       `Set \`cookie: { secret: process.env.IDSTITCH_COOKIE_SECRET }\` (${SECRET_FIX.charAt(0).toLowerCase()}${SECRET_FIX.slice(1, -1)}), or opt out knowingly with \`cookie: { insecureUnsigned: true }\`.`,
     );
   }
@@ -152,6 +155,7 @@ function resolveKeys(
 export function resolveCookie(
   cookie: DeviceCookieOptions | undefined,
   warn: (message: string) => void,
+  environment: ResolvedEnvironment,
 ): ResolvedCookieOptions {
   if (cookie !== undefined && (cookie === null || typeof cookie !== 'object')) {
     fail(
@@ -235,7 +239,7 @@ export function resolveCookie(
   return {
     name,
     hostName,
-    ...resolveKeys(options, warn),
+    ...resolveKeys(options, warn, environment),
     domain: options.domain,
     secure,
     maxAge,

@@ -21,7 +21,8 @@ function slot(): Slot {
   if (slots[OPEN_SINKS] === undefined) {
     const created: Slot = { sinks: new Set() };
     slots[OPEN_SINKS] = created;
-    process.once('exit', () => warnAtExit(created));
+    // Workers have no process and no exit: a request's flush goes to `waitUntil` there instead.
+    globalThis.process?.once?.('exit', () => warnAtExit(created));
   }
   return slots[OPEN_SINKS];
 }
