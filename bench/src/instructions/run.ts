@@ -142,7 +142,10 @@ async function measureGroup(
           String(n),
           ...args,
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } },
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, NODE_ENV: 'production', BENCH_INSTRUCTIONS: '1' },
+        },
       );
       let stdout = '';
       let stderr = '';

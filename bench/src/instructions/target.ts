@@ -28,6 +28,9 @@ async function appWork(args: string[]): Promise<Work> {
   const [framework, variant, visitor, ingestPort] = args as [string, string, Visitor, string];
   const { buildApp } = await import('./apps.js');
   const app = await buildApp(framework, variant, Number(ingestPort));
+  // Between phases the client is idle for as long as the flush, the GC and callgrind's dump take (seconds under
+  // callgrind): the default keep-alive timeout (5 s) would close its connection there.
+  app.server.keepAliveTimeout = 0;
   await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -28,11 +28,20 @@ export function signedInUser(headers: Record<string, string | string[] | undefin
 /** Set by the runner for the `-tls` variants: the ingest server speaks HTTPS, as Mixpanel's API does. */
 const scheme = process.env.BENCH_INGEST_TLS === '1' ? 'https' : 'http';
 
+/**
+ * Set by the instruction scenario (`BENCH_INSTRUCTIONS=1`): under callgrind a process runs about 50× slower, so a
+ * timed flush (every 2 s, 10 s) would fire every few dozen requests and the count per request would depend on how
+ * fast the machine was that minute. Batches are then cut by count, and by the flush at the end of each phase.
+ */
+const untimed = process.env.BENCH_INSTRUCTIONS === '1';
+const HOUR_MS = 3_600_000;
+
 export function idstitchSink(ingestPort: number): MixpanelSink {
   return new MixpanelSink({
     token: TOKEN,
     apiSecret: API_SECRET,
     host: `${scheme}://127.0.0.1:${ingestPort}/`,
+    ...(untimed ? { flushIntervalMs: HOUR_MS } : {}),
     onError: (error) => process.stderr.write(`MixpanelSink: ${error.message}\n`),
   });
 }
@@ -98,7 +107,11 @@ export function deviceIdCookie(
 
 /** posthog-node as a server app would use it: `capture()` per request, batched by the SDK, to the ingest server. */
 export function posthogClient(ingestPort: number) {
-  const client = new PostHog(TOKEN, { host: `${scheme}://127.0.0.1:${ingestPort}`, flushAt: 100 });
+  const client = new PostHog(TOKEN, {
+    host: `${scheme}://127.0.0.1:${ingestPort}`,
+    flushAt: 100,
+    ...(untimed ? { flushInterval: HOUR_MS } : {}),
+  });
   let failed = 0;
   client.on('error', () => {
     failed += 1;
@@ -121,6 +134,7 @@ export function segmentClient(ingestPort: number) {
     writeKey: TOKEN,
     host: `${scheme}://127.0.0.1:${ingestPort}`,
     path: '/v1/batch',
+    ...(untimed ? { flushInterval: HOUR_MS } : {}),
   });
   let failed = 0;
   client.on('error', () => {
