@@ -66,11 +66,13 @@ async function loadRedis(): Promise<RedisModules> {
     importOptional<{
       outboxStreamKey: RedisModules['outboxStreamKey'];
       OUTBOX_STREAM_LAYOUT: { messageField: string };
-    }>(
-      '@idstitch/redis',
-    ),
+    }>('@idstitch/redis'),
   ]);
-  return { Redis: client.Redis, outboxStreamKey: layout.outboxStreamKey, field: layout.OUTBOX_STREAM_LAYOUT.messageField };
+  return {
+    Redis: client.Redis,
+    outboxStreamKey: layout.outboxStreamKey,
+    field: layout.OUTBOX_STREAM_LAYOUT.messageField,
+  };
 }
 
 function checkOptions(options: RedisOutboxSourceOptions): { blockMs: number; maxEntries: number } {
