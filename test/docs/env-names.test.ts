@@ -19,6 +19,7 @@ const NAMES = new Set([
   'IDSTITCH_REDIS_PREFIX',
   'IDSTITCH_OUTBOX_OPTIONS',
   'IDSTITCH_INSPECTOR_TOKEN',
+  'IDSTITCH_ENVIRONMENT',
   'REDIS_URL',
 ]);
 /** Names that look like settings but are not environment variables (Markdown mentions them in backticks). */

@@ -9,11 +9,7 @@ export type MixpanelHost = 'us' | 'eu' | 'in' | (string & {});
 /** Where events go. `/import` is authenticated and strict; `/track` only needs the project token. */
 export type MixpanelEventEndpoint = 'import' | 'track';
 
-/**
- * Mixpanel's four ingestion endpoints. Each has its own queue, and one request only ever carries
- * messages for one endpoint.
- */
-export type MixpanelEndpoint = 'import' | 'track' | 'engage' | 'groups';
+export type { MixpanelEndpoint } from './endpoint.js';
 
 /** What happens to a message that arrives when the queue budget is used up. */
 export type MixpanelOverflowPolicy = 'drop_newest' | 'drop_oldest';

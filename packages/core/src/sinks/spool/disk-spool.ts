@@ -9,7 +9,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { IdstitchError } from '../../errors.js';
-import type { MixpanelEndpoint } from '../mixpanel/options.js';
+import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
 import {
   ACK_MAGIC,
   encodeLedger,

@@ -19,7 +19,7 @@
  * again) or `SND1` about to be sent (written before a profile or group update goes out).
  */
 import { crc32 } from 'node:zlib';
-import type { MixpanelEndpoint } from '../mixpanel/options.js';
+import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
 
 export const RECORD_MAGIC = 0x314c5053;
 export const ACK_MAGIC = 0x314b4341;

@@ -6,7 +6,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { MixpanelEndpoint } from '../mixpanel/options.js';
+import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
 
 /** A record the spool holds and has not settled: Mixpanel has not accepted (or refused) it yet. */
 export interface SpoolPendingRecord {

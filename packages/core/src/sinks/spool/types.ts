@@ -3,7 +3,7 @@
  * implementation (`disk-spool.ts`) is loaded with a dynamic import, only when a spool is configured.
  */
 import type { IdstitchError } from '../../errors.js';
-import type { MixpanelEndpoint } from '../mixpanel/options.js';
+import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
 
 /** When the spool calls `fsync` (`fdatasync`), and so what a machine crash can lose. */
 export type SpoolFsyncPolicy = 'per-batch' | 'interval' | 'never';
