@@ -20,6 +20,9 @@ const OVERRIDES: RedisOptions = {
   enableOfflineQueue: false,
   autoResendUnfulfilledCommands: false,
   maxRetriesPerRequest: 0,
+  // How long a closing socket may wait for a frozen peer before it is destroyed (ioredis's default of
+  // 2 s would hold the process open past close()'s deadline).
+  disconnectTimeout: 100,
 };
 
 /**
@@ -93,18 +96,25 @@ export function whenReady(redis: Redis, ms: number): Promise<void> {
 
 const readyWaits = new WeakMap<Redis, Promise<void>>();
 
-/** Ends a connection idstitch opened: politely when it can, at once when Redis is away. */
-export async function closeRedis(redis: Redis): Promise<void> {
+/**
+ * Ends a connection idstitch opened by `deadline` (a `Date.now()` time): sends QUIT and waits for its
+ * answer until then, and cuts the connection (`disconnect()`) when Redis is away, frozen or late, so a
+ * stalled Redis cannot hold `close()` past its deadline. Never rejects.
+ */
+export async function closeRedis(redis: Redis, deadline: number): Promise<void> {
   if (redis.status === 'end') return;
-  if (redis.status !== 'ready') {
+  if (redis.status !== 'ready' || deadline <= Date.now()) {
     redis.disconnect();
     return;
   }
-  try {
-    await redis.quit();
-  } catch {
-    redis.disconnect();
-  }
+  const answered = await Promise.race([
+    redis.quit().then(
+      () => true,
+      () => false,
+    ),
+    sleep(deadline - Date.now()).then(() => false),
+  ]);
+  if (!answered) redis.disconnect();
 }
 
 /** A sleep that ends early (resolving) when `signal` aborts, and never holds the process open. */

@@ -147,3 +147,27 @@ export class RedisOutage {
     this.report(describe());
   }
 }
+
+/**
+ * What a failed command means for the data it carried:
+ * - `'not_run'`: it never reached Redis (not connected, connection refused) or Redis answered with an
+ *   error (a refused script, OOM, NOSCRIPT): nothing of it was applied, or the script says what was.
+ * - `'in_doubt'`: it was sent and no answer came (a timeout, the connection cut while it was out). A
+ *   stalled Redis may still run it when it wakes up, so a retry must carry the same operation IDs (see
+ *   the receipts in `lua/held.ts` and the producer numbers in `lua/append.ts`), and data given up now
+ *   is counted as `in_doubt`, not as lost.
+ *
+ * Anything not known to be `'not_run'` is `'in_doubt'`: the safe side.
+ */
+export type CommandFailure = 'not_run' | 'in_doubt';
+
+const NOT_SENT = /Stream isn't writeable|enableOfflineQueue|Reached the max retries/i;
+
+export function classifyFailure(error: unknown): CommandFailure {
+  // ioredis's ReplyError: Redis answered, so the command ran to its end (or never started).
+  if (error instanceof Error && error.name === 'ReplyError') return 'not_run';
+  const code = codeOf(error);
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'not_run';
+  if (NOT_SENT.test(errorMessage(error))) return 'not_run';
+  return 'in_doubt';
+}

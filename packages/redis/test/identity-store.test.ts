@@ -37,12 +37,16 @@ describe('RedisIdentityStore', () => {
     const { store } = createStore({ prefix: 'shop:', maxAgeMs: 60_000 });
     await store.hold('device-1', update('a', 1000 + Date.now()));
     await store.hold('device-1', update('b', 2000 + Date.now()));
-    expect((await redis.client.keys('*')).sort()).toEqual([
+    const keys = (await redis.client.keys('*')).sort();
+    expect(keys.slice(0, 4)).toEqual([
       'shop:held-bytes',
       'shop:held-index',
       'shop:held-total',
       'shop:held:device-1',
     ]);
+    // And this writer's receipts (see lua/held.ts), which expire.
+    expect(keys.slice(4)).toEqual([expect.stringMatching(/^shop:writer:[0-9a-f]{16}$/)]);
+    expect(await redis.client.pttl(keys[4]!)).toBeGreaterThan(0);
     const ttl = await redis.client.pttl('shop:held:device-1');
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);

@@ -1,5 +1,12 @@
 import type { Redis } from 'ioredis';
-import { DEVICE_OVERHEAD_BYTES, HOLD_SCRIPT, RELEASE_SCRIPT, TAKE_SCRIPT } from '../lua/held.js';
+import {
+  DEVICE_OVERHEAD_BYTES,
+  HOLD_SCRIPT,
+  RECEIPTS_KEPT,
+  RECEIPTS_TTL_MS,
+  RELEASE_SCRIPT,
+  TAKE_SCRIPT,
+} from '../lua/held.js';
 
 export interface HeldKeys {
   list: string;
@@ -42,28 +49,45 @@ interface ScriptedRedis extends Redis {
 }
 
 /**
- * The held-update scripts (see `lua/held.ts` for the keys they keep), bound to one connection and prefix.
+ * The ID of a held entry: entries are `{"i":"<id>","u":…}` JSON, written by `RedisIdentityStore`
+ * with an ID of hex and base-36 digits (nothing JSON escapes), so it is read without parsing.
+ */
+export function entryId(entry: string): string {
+  return entry.slice(6, entry.indexOf('"', 6));
+}
+
+/**
+ * The held-update scripts (see `lua/held.ts` for the keys they keep), bound to one connection, prefix
+ * and writer (whose receipts make a repeated hold land once).
  */
 export class HeldScripts {
   readonly #redis: ScriptedRedis;
+  /** This writer's receipts: `<prefix>writer:<writer ID>`. */
+  readonly receiptsKey: string;
 
   constructor(
     redis: Redis,
     private readonly prefix: string,
+    writerId: string,
   ) {
-    redis.defineCommand('idstitchHold', { numberOfKeys: 4, lua: HOLD_SCRIPT });
+    this.receiptsKey = `${prefix}writer:${writerId}`;
+    redis.defineCommand('idstitchHold', { numberOfKeys: 5, lua: HOLD_SCRIPT });
     redis.defineCommand('idstitchTake', { numberOfKeys: 5, lua: TAKE_SCRIPT });
     redis.defineCommand('idstitchRelease', { numberOfKeys: 5, lua: RELEASE_SCRIPT });
     this.#redis = redis as ScriptedRedis;
   }
 
+  /** Holds `entries` (each with its ID, see {@link entryId}); entries this writer held before are skipped. */
   async hold(deviceId: string, entries: string[], limits: HoldLimits, now: number): Promise<HoldResult> {
     const keys = heldKeys(this.prefix, deviceId);
+    const pairs: string[] = [];
+    for (const entry of entries) pairs.push(entryId(entry), entry);
     const reply = await this.#redis.idstitchHold(
       keys.list,
       keys.index,
       keys.sizes,
       keys.total,
+      this.receiptsKey,
       deviceId,
       now,
       limits.ttlMs,
@@ -73,7 +97,9 @@ export class HeldScripts {
       limits.maxDevices,
       `${this.prefix}held:`,
       DEVICE_OVERHEAD_BYTES,
-      ...entries,
+      RECEIPTS_KEPT,
+      RECEIPTS_TTL_MS,
+      ...pairs,
     );
     const evicted: [string, number][] = [];
     for (let i = 2; i + 1 < reply.length; i += 2) evicted.push([String(reply[i]), Number(reply[i + 1])]);

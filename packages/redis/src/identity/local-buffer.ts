@@ -12,7 +12,12 @@ export class DeviceBuffer {
   constructor(
     private readonly maxUpdatesPerDevice: number,
     private readonly maxBuffered: number,
-    private readonly drop: (deviceId: string, count: number, reason: RedisIdentityStoreDropReason) => void,
+    /** Told the entries dropped (the store counts those in doubt as `'in_doubt'`). */
+    private readonly drop: (
+      deviceId: string,
+      entries: string[],
+      reason: RedisIdentityStoreDropReason,
+    ) => void,
   ) {}
 
   /** Updates buffered, across all devices. */
@@ -43,8 +48,7 @@ export class DeviceBuffer {
     held.push(...updates);
     if (held.length > this.maxUpdatesPerDevice) {
       const over = held.length - this.maxUpdatesPerDevice;
-      held.splice(0, over);
-      this.drop(deviceId, over, 'per-device limit');
+      this.drop(deviceId, held.splice(0, over), 'per-device limit');
     }
     if (first) {
       const rest = [...this.#devices];
@@ -58,10 +62,10 @@ export class DeviceBuffer {
     while (this.#count > this.maxBuffered) {
       const [oldest, oldestUpdates] = this.#devices.entries().next().value as [string, string[]];
       const over = Math.min(oldestUpdates.length, this.#count - this.maxBuffered);
-      oldestUpdates.splice(0, over);
+      const dropped = oldestUpdates.splice(0, over);
       this.#count -= over;
       if (oldestUpdates.length === 0) this.#devices.delete(oldest);
-      this.drop(oldest, over, 'local buffer limit');
+      this.drop(oldest, dropped, 'local buffer limit');
     }
   }
 

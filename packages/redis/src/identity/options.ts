@@ -17,7 +17,13 @@ export type RedisIdentityStoreDropReason =
   /** Redis was unreachable and the local buffer (`maxBufferedUpdates`) was full; the oldest went. */
   | 'local buffer limit'
   /** `close()` ran out of time while Redis was unreachable. */
-  | 'shutdown';
+  | 'shutdown'
+  /**
+   * Given up (by `close()`'s deadline, or a bound of the local buffer) while a write of them was in
+   * doubt: sent to a stalled Redis and not answered, so Redis may hold them after all, or may not. They
+   * are not written again (a retry is safe only while this store runs: its receipts skip what landed).
+   */
+  | 'in_doubt';
 
 export interface RedisIdentityStoreOptions {
   /** Where Redis is: a `redis://` URL, ioredis options, or an ioredis client (duplicated, never used). */
@@ -71,8 +77,15 @@ export interface RedisIdentityStoreOptions {
   now?: () => number;
 }
 
-/** Counters of a {@link RedisIdentityStore}. */
+/**
+ * Counters of a {@link RedisIdentityStore}. Every update given to `hold()` is counted once, at every
+ * moment: `received = held + buffered + dropped['local buffer limit'] + dropped.shutdown +
+ * dropped.in_doubt` (the other reasons drop updates already held in Redis; `take()` writes buffered
+ * updates to Redis before it takes).
+ */
 export interface RedisIdentityStoreStats {
+  /** Updates given to `hold()`. */
+  received: number;
   /** Updates written to Redis (directly, or later from the local buffer). */
   held: number;
   /** Updates waiting in the local buffer for Redis to answer. */

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { type HeldProfileUpdate, type IdentityStore, IdstitchError } from '@idstitch/core';
 import type { Redis } from 'ioredis';
 import { backoff, closeRedis, openRedis, sleep, whenReady } from '../connection.js';
-import { describeRedisFault, RedisOutage, reportSafely, safeRedisUrl } from '../faults.js';
+import { classifyFailure, describeRedisFault, RedisOutage, reportSafely, safeRedisUrl } from '../faults.js';
 import { decodeHeld } from './decode.js';
-import { HeldScripts, type HoldLimits } from './held-scripts.js';
+import { HeldScripts, type HoldLimits, type HoldResult } from './held-scripts.js';
 import { DeviceBuffer } from './local-buffer.js';
 import {
   type RedisIdentityStoreDropReason,
@@ -12,6 +12,16 @@ import {
   type RedisIdentityStoreStats,
   resolveIdentityStoreOptions,
 } from './options.js';
+
+/** A write of held entries sent to Redis and not answered yet. */
+interface InFlightWrite {
+  readonly deviceId: string;
+  readonly entries: readonly string[];
+  /** close() counted the entries as `'in_doubt'`: the write's outcome is not counted again. */
+  givenUp: boolean;
+  /** Settles (never rejects) with the write. */
+  done: Promise<void>;
+}
 
 /**
  * An {@link IdentityStore} in Redis, so anonymous profile updates held on one instance are applied when
@@ -24,6 +34,10 @@ import {
  *   (`maxBufferedUpdates`) and writes them to Redis as soon as it answers; the outage is reported once
  *   to `onError`. `take()` retries for `takeRetryMs` (off the request path), then rejects: the engine
  *   reports `store_failed`, and the updates stay held in Redis until their TTL.
+ * - **When Redis stalls**, a hold that timed out may still run when it wakes up. The store is a writer
+ *   with receipts in Redis (`<prefix>writer:<id>`, see `lua/held.ts`): a retried hold carries the same
+ *   entry IDs and lands once, so a held `$add` is applied once. Updates given up while a write of them
+ *   is in doubt (sent, unanswered) are counted as `'in_doubt'`.
  * - Never crashes the app: every failure is reported, never thrown into a request.
  *
  * @example
@@ -63,11 +77,25 @@ export class RedisIdentityStore implements IdentityStore {
   readonly #claimStaleMs: number;
   readonly #outage = new RedisOutage((error) => this.#report(error));
   #closed = false;
+  /** close() has counted what it gave up: later outcomes of writes are not counted again. */
+  #settled = false;
   readonly #abort = new AbortController();
+  /** Entries (JSON) whose last write was sent and not answered: Redis may have them. */
+  readonly #inDoubt = new Set<string>();
+  /** Writes sent and not answered yet. */
+  readonly #inFlight = new Set<InFlightWrite>();
   readonly #stats = {
+    received: 0,
     held: 0,
     taken: 0,
-    dropped: { 'per-device limit': 0, 'store limit': 0, expired: 0, 'local buffer limit': 0, shutdown: 0 },
+    dropped: {
+      'per-device limit': 0,
+      'store limit': 0,
+      expired: 0,
+      'local buffer limit': 0,
+      shutdown: 0,
+      in_doubt: 0,
+    } satisfies Record<RedisIdentityStoreDropReason, number>,
   };
 
   /** @throws {IdstitchOptionsError} when an option is invalid; the message names the fix. */
@@ -96,10 +124,10 @@ export class RedisIdentityStore implements IdentityStore {
     this.#buffer = new DeviceBuffer(
       resolved.limits.maxUpdates,
       resolved.maxBufferedUpdates,
-      (deviceId, count, reason) => this.#drop(deviceId, count, reason),
+      (deviceId, entries, reason) => this.#giveUp(deviceId, entries, reason),
     );
     const redis = openRedis(resolved.redis, 'identity-store', resolved.commandTimeoutMs);
-    this.#scripts = new HeldScripts(redis, resolved.prefix);
+    this.#scripts = new HeldScripts(redis, resolved.prefix, randomBytes(8).toString('hex'));
     // Replay what was buffered the moment Redis is back, rather than at the next backoff tick.
     redis.on('ready', () => {
       void this.#readMaxmemory();
@@ -116,6 +144,7 @@ export class RedisIdentityStore implements IdentityStore {
 
   /** Holds one update: in Redis, or in the local buffer while Redis is unreachable. Never rejects. */
   async hold(deviceId: string, update: HeldProfileUpdate): Promise<void> {
+    this.#stats.received += 1;
     if (this.#closed) return this.#drop(deviceId, 1, 'shutdown');
     // Each entry carries an ID: a hold that timed out but ran, then written again from the local
     // buffer, is in Redis twice and taken once.
@@ -149,13 +178,19 @@ export class RedisIdentityStore implements IdentityStore {
     // A replay in progress may be writing this device's buffered updates; let it land first, so they
     // are taken from Redis rather than both taken here and written there.
     if (this.#replayRun) await this.#replayRun;
-    const local = this.#buffer.remove(deviceId) ?? [];
+    let local = this.#buffer.remove(deviceId) ?? [];
     await whenReady(this.#redis, this.#connectWaitMs);
     const takeId = randomBytes(8).toString('hex');
     const deadline = this.#now() + this.#takeRetryMs;
     let remote: string[] | undefined;
     for (let attempt = 1; remote === undefined; attempt += 1) {
       try {
+        // What this process buffered goes to Redis first, through the receipts: a hold of it that timed
+        // out may have landed (and been taken by another instance), and must not be applied twice.
+        if (local.length > 0) {
+          await this.#write(deviceId, local);
+          local = [];
+        }
         remote = await this.#scripts.take(deviceId, takeId, this.#now(), this.#claimStaleMs, this.#maxAgeMs);
         this.#up();
       } catch (error) {
@@ -185,12 +220,13 @@ export class RedisIdentityStore implements IdentityStore {
         this.#scheduleRelease();
       });
     }
-    return this.#decode(deviceId, [...remote, ...local]);
+    return this.#decode(deviceId, remote);
   }
 
   /** A snapshot of the counters. */
   stats(): RedisIdentityStoreStats {
     return {
+      received: this.#stats.received,
       held: this.#stats.held,
       buffered: this.#buffer.count,
       taken: this.#stats.taken,
@@ -202,32 +238,71 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   /**
-   * Writes what is still buffered (waiting at most `timeoutMs` for Redis), then ends the connection.
-   * Updates still buffered at the deadline are dropped and told to `onDrop` as `'shutdown'`.
+   * Writes what is still buffered and waits for the writes in flight, at most `timeoutMs` (also when
+   * Redis is frozen), then ends the connection. Updates still buffered at the deadline are dropped as
+   * `'shutdown'`; those whose write was sent and not answered (Redis may hold them) as `'in_doubt'`.
    */
   async close(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const deadline = this.#now() + timeoutMs;
-    while (this.#buffer.count > 0 && this.#now() < deadline) {
-      if (!(await this.#replay())) await sleep(Math.min(100, Math.max(0, deadline - this.#now())));
+    // Wall-clock time: the `now` option is a seam for the age of updates, not for timers.
+    const deadline = Date.now() + timeoutMs;
+    const remaining = () => Math.max(0, deadline - Date.now());
+    const outOfTime = () => sleep(remaining()).then(() => false);
+    while ((this.#buffer.count > 0 || this.#inFlight.size > 0) && remaining() > 0) {
+      const progress =
+        this.#buffer.count > 0
+          ? this.#replay()
+          : Promise.allSettled([...this.#inFlight].map((write) => write.done)).then(() => true);
+      if (!(await Promise.race([progress, outOfTime()]))) await sleep(Math.min(100, remaining()));
     }
-    while ((this.#toRelease.size > 0 || this.#toConfirm.size > 0) && this.#now() < deadline) {
-      if (!(await this.#settleClaims())) await sleep(Math.min(100, Math.max(0, deadline - this.#now())));
+    while ((this.#toRelease.size > 0 || this.#toConfirm.size > 0) && remaining() > 0) {
+      if (!(await Promise.race([this.#settleClaims(), outOfTime()]))) {
+        await sleep(Math.min(100, remaining()));
+      }
     }
     if (this.#replayTimer) clearTimeout(this.#replayTimer);
     if (this.#releaseTimer) clearTimeout(this.#releaseTimer);
     this.#abort.abort();
-    for (const [deviceId, updates] of this.#buffer.entries())
-      this.#drop(deviceId, updates.length, 'shutdown');
+    this.#settled = true;
+    for (const write of this.#inFlight) {
+      write.givenUp = true;
+      for (const entry of write.entries) this.#inDoubt.add(entry);
+      this.#giveUp(write.deviceId, write.entries, 'in_doubt');
+    }
+    this.#inFlight.clear();
+    for (const [deviceId, updates] of this.#buffer.entries()) this.#giveUp(deviceId, updates, 'shutdown');
     this.#buffer.clear();
-    await closeRedis(this.#redis);
+    await closeRedis(this.#redis, deadline);
   }
 
   // ---------------------------------------------------------------------------------------------
 
+  /**
+   * Writes entries to Redis (the hold script skips those this writer held before). On a failure the
+   * entries are marked in doubt when the write may have run, and it throws; a write that close() gave
+   * up meanwhile is counted there, and its outcome here is ignored.
+   */
   async #write(deviceId: string, updates: string[]): Promise<void> {
-    const result = await this.#scripts.hold(deviceId, updates, this.#limits, this.#now());
+    let result: HoldResult;
+    const write: InFlightWrite = { deviceId, entries: updates, givenUp: false, done: Promise.resolve() };
+    try {
+      const running = this.#scripts.hold(deviceId, updates, this.#limits, this.#now());
+      write.done = running.then(
+        () => {},
+        () => {},
+      );
+      this.#inFlight.add(write);
+      result = await running;
+    } catch (error) {
+      if (write.givenUp) return;
+      if (classifyFailure(error) === 'in_doubt') for (const entry of updates) this.#inDoubt.add(entry);
+      throw error;
+    } finally {
+      this.#inFlight.delete(write);
+    }
+    if (write.givenUp) return;
+    for (const entry of updates) this.#inDoubt.delete(entry);
     this.#stats.held += updates.length;
     this.#heldBytes = result.totalBytes;
     if (result.dropped > 0) this.#drop(deviceId, result.dropped, 'per-device limit');
@@ -300,8 +375,12 @@ export class RedisIdentityStore implements IdentityStore {
     return updates;
   }
 
-  /** Buffers updates (see {@link DeviceBuffer.add}) and, unless `first` (a failed replay), schedules a replay. */
+  /**
+   * Buffers updates (see {@link DeviceBuffer.add}) and, unless `first` (a failed replay), schedules a
+   * replay. Once close() has counted what it gave up, a late failure gives its updates up at once.
+   */
   #bufferUpdates(deviceId: string, updates: string[], first = false): void {
+    if (this.#settled) return this.#giveUp(deviceId, updates, 'shutdown');
     this.#buffer.add(deviceId, updates, first);
     if (!first && !this.#closed) this.#scheduleReplay();
   }
@@ -332,6 +411,7 @@ export class RedisIdentityStore implements IdentityStore {
 
   async #replayBuffer(): Promise<boolean> {
     for (const deviceId of this.#buffer.devices()) {
+      if (this.#settled) return false;
       // Out of the buffer while it is written; updates held meanwhile queue behind it (see hold()).
       const batch = this.#buffer.remove(deviceId);
       if (!batch) continue;
@@ -352,6 +432,14 @@ export class RedisIdentityStore implements IdentityStore {
     this.#replayAttempt = 0;
     this.#up();
     return this.#buffer.count === 0;
+  }
+
+  /** Gives entries up for `reason`, except those in doubt: Redis may hold them, so they count as `'in_doubt'`. */
+  #giveUp(deviceId: string, entries: readonly string[], reason: RedisIdentityStoreDropReason): void {
+    let doubtful = 0;
+    for (const entry of entries) if (this.#inDoubt.delete(entry)) doubtful += 1;
+    if (doubtful > 0) this.#drop(deviceId, doubtful, 'in_doubt');
+    if (entries.length > doubtful) this.#drop(deviceId, entries.length - doubtful, reason);
   }
 
   #drop(deviceId: string, count: number, reason: RedisIdentityStoreDropReason): void {

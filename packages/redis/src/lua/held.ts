@@ -8,11 +8,22 @@
  *   for eviction, and to forget devices whose list expired).
  * - `P held-bytes`: bytes held per device (a hash), and `P held-total`: their sum. Bytes are the entries'
  *   lengths plus {@link DEVICE_OVERHEAD_BYTES} per device, an estimate of Redis's own cost.
+ * - `P writer:<writer>`: the receipts of one writer (one `RedisIdentityStore`): the IDs of
+ *   the entries it held, scored by time, its newest {@link RECEIPTS_KEPT} kept, expiring
+ *   {@link RECEIPTS_TTL_MS} after its last hold. A hold that timed out may still run when a stalled Redis
+ *   wakes up; its retry carries the same entry IDs and the hold script skips every entry already
+ *   receipted, so an entry (a `$add`) and the byte count it adds land once however often it is sent.
  * - `P claim:<device>`: takes in progress (a hash of take ID → `<time>:<JSON array of entries>`). A take
  *   moves the list there under its take ID; the same take repeated gets the same entries; the taker
  *   deletes it once it has them, or puts the entries back when it gives up. A claim older than
  *   `staleMs` (its taker died) is included in the device's next take.
  */
+
+/** Receipts kept per writer: far more than a writer has in doubt (its local buffer holds 1000 by default). */
+export const RECEIPTS_KEPT = 4096;
+
+/** How long a writer's receipts outlive its last hold: far longer than any retry of an entry in doubt. */
+export const RECEIPTS_TTL_MS = 60 * 60 * 1000;
 
 /** What one device costs Redis beyond its entries: the key, the list, its index and size entries. */
 export const DEVICE_OVERHEAD_BYTES = 256;
@@ -29,13 +40,25 @@ local function forget(device, key)
 end
 `;
 
-// KEYS: list, index, sizes, total. ARGV: device, now, ttlMs, maxUpdates, maxDeviceBytes, maxBytes,
-// maxDevices, listPrefix, overhead, entries... Returns { per-device drops, total bytes, evicted device,
-// its update count, ... }.
+// KEYS: list, index, sizes, total, receipts. ARGV: device, now, ttlMs, maxUpdates, maxDeviceBytes,
+// maxBytes, maxDevices, listPrefix, overhead, receipts kept, receipts TTL ms, then pairs (entry ID, entry).
+// Returns { per-device drops, total bytes, evicted device, its update count, ... }.
 export const HOLD_SCRIPT = `${FORGET}
 local device, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxUpdates, maxDeviceBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local maxBytes, maxDevices, listPrefix, overhead = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+-- Receipts first: entries an earlier attempt of this writer already held are skipped. The receipt is
+-- the script's first write, so a Redis over maxmemory refuses the whole script or none of it.
+local fresh = {}
+for i = 12, #ARGV, 2 do
+  if not redis.call('ZSCORE', KEYS[5], ARGV[i]) then
+    redis.call('ZADD', KEYS[5], now, ARGV[i])
+    table.insert(fresh, ARGV[i + 1])
+  end
+end
+if #fresh == 0 then return { 0, tonumber(redis.call('GET', KEYS[4]) or '0') } end
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -tonumber(ARGV[10]) - 1)
+redis.call('PEXPIRE', KEYS[5], ARGV[11])
 -- Devices whose list expired (TTL) leave the index and the byte count.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl, 'LIMIT', 0, 100)
 for _, other in ipairs(gone) do
@@ -49,12 +72,12 @@ if size == 0 or redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local dropped = 0
 local added = 0
-for i = 10, #ARGV do
-  if overhead + #device + #ARGV[i] > maxDeviceBytes then
+for _, entry in ipairs(fresh) do
+  if overhead + #device + #entry > maxDeviceBytes then
     dropped = dropped + 1
   else
-    redis.call('RPUSH', KEYS[1], ARGV[i])
-    added = added + #ARGV[i]
+    redis.call('RPUSH', KEYS[1], entry)
+    added = added + #entry
   end
 end
 size = size + added

@@ -9,7 +9,7 @@ import {
 } from '@idstitch/core';
 import type { Redis } from 'ioredis';
 import { backoff, closeRedis, openRedis, retryPause, sleep, whenReady } from '../connection.js';
-import { describeRedisFault, safeRedisUrl } from '../faults.js';
+import { classifyFailure, describeRedisFault, safeRedisUrl } from '../faults.js';
 import { BacklogMonitor } from '../stream/backlog.js';
 import { encodeMessage } from '../stream/layout.js';
 import { OutboxWorker } from '../worker/worker.js';
@@ -66,6 +66,12 @@ export class RedisOutbox implements Sink {
   #buffer: Buffered[] = [];
   #bufferedBytes = 0;
   #appending: Promise<void> | undefined;
+  /** The messages of the append sent and not answered yet. */
+  #inFlight: readonly Buffered[] | undefined;
+  /** The highest number of an append that was sent and not answered: Redis may have run it. 0: none. */
+  #inDoubtUpTo = 0;
+  /** close() counted what was left: later answers of an append are not counted again. */
+  #settled = false;
   #appendAttempt = 0;
   #lastSeq = 0;
   #waiters: FlushWaiter[] = [];
@@ -168,8 +174,10 @@ export class RedisOutbox implements Sink {
 
   /**
    * Appends what is buffered and closes the in-process worker, within `timeoutMs` (default
-   * `closeTimeoutMs`); then ends the connections. Messages still buffered at the deadline (Redis
-   * unreachable throughout) are dropped as `shutdown_timeout` and reported. What the worker could not
+   * `closeTimeoutMs`), also against a frozen Redis; then ends the connections. An append in flight is
+   * waited for until the deadline. Messages still buffered at the deadline are dropped and reported:
+   * as `in_doubt` when an append of them was sent and not answered (Redis may have them), otherwise as
+   * `shutdown_timeout`; `tracked = appended + droppedTotal` holds exactly afterwards. What the worker could not
    * deliver in time is not lost: it stays in the stream for another worker. Later writes are dropped
    * as `after_close`. Calling it again returns the same promise. Never rejects.
    */
@@ -276,8 +284,13 @@ export class RedisOutbox implements Sink {
     while (this.#buffer.length > 0 && this.#state !== 'closed') {
       const chunk = this.#buffer.slice(0, this.#appendBatchSize);
       let failure: unknown;
+      this.#inFlight = chunk;
       try {
         const { handled, length, error } = await this.#appender.append(chunk);
+        if (this.#settled) return;
+        // Redis answered: the script says what is in the stream, including what an earlier attempt
+        // in doubt appended (it ran before this one, on the same connection, or never will).
+        this.#inDoubtUpTo = 0;
         failure = error;
         this.#backlog.observe(length);
         if (handled > 0) {
@@ -288,7 +301,13 @@ export class RedisOutbox implements Sink {
           this.#maybeStopOverflow();
         }
       } catch (error) {
+        if (this.#settled) return;
         failure = error;
+        if (classifyFailure(error) === 'in_doubt') {
+          this.#inDoubtUpTo = Math.max(this.#inDoubtUpTo, chunk.at(-1)?.seq ?? 0);
+        }
+      } finally {
+        this.#inFlight = undefined;
       }
       if (failure === undefined) {
         this.#appendAttempt = 0;
@@ -376,30 +395,49 @@ export class RedisOutbox implements Sink {
 
   async #close(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const remaining = () => Math.max(0, deadline - Date.now());
     this.#state = 'closing';
     if (this.#buffer.length > 0) {
       this.#scheduleAppend();
       await this.#appendedUpTo(this.#lastSeq, timeoutMs, deadline);
     }
-    await this.#worker?.close(Math.max(0, deadline - Date.now()));
+    await this.#worker?.close(remaining());
     this.#state = 'closed';
     this.#abort.abort();
+    // The append in flight: its answer says what landed, so it is waited for, until the deadline.
+    if (this.#appending) await Promise.race([this.#appending, sleep(remaining())]);
+    this.#settled = true;
+    const inDoubtUpTo = Math.max(this.#inDoubtUpTo, this.#inFlight?.at(-1)?.seq ?? 0);
     const left = this.#buffer.splice(0);
     this.#bufferedBytes = 0;
-    if (left.length > 0) {
-      this.#dropped.shutdown_timeout += left.length;
-      this.#settle(left);
+    // Numbered in order and appended from the front, so the messages in doubt lead the rest.
+    const inDoubt = left.filter((item) => item.seq <= inDoubtUpTo).length;
+    const notSent = left.length - inDoubt;
+    this.#dropped.in_doubt += inDoubt;
+    this.#dropped.shutdown_timeout += notSent;
+    this.#settle(left);
+    if (inDoubt > 0) {
       this.#report(
         new IdstitchError(
-          'shutdown_timeout',
-          `close() ran out of time after ${timeoutMs} ms with Redis unreachable; ${left.length} messages were ` +
-            'not appended to the outbox',
-          { details: { undelivered: left.length, timeoutMs } },
+          'in_doubt',
+          `close() ran out of time after ${timeoutMs} ms while an append of ${inDoubt} messages was sent to ` +
+            'Redis and not answered: Redis may have appended them (and delivers them then) or not; they are ' +
+            'counted in stats().dropped.in_doubt',
+          { details: { inDoubt, timeoutMs } },
         ),
       );
     }
-    await this.#appending;
-    await closeRedis(this.#redis);
+    if (notSent > 0) {
+      this.#report(
+        new IdstitchError(
+          'shutdown_timeout',
+          `close() ran out of time after ${timeoutMs} ms with Redis unreachable or stalled; ${notSent} ` +
+            'messages were not appended to the outbox',
+          { details: { undelivered: notSent, timeoutMs } },
+        ),
+      );
+    }
+    await closeRedis(this.#redis, deadline);
   }
 
   /** Reports, once, a Redis that may evict the outbox's keys when it is full (see {@link mayEvict}). */

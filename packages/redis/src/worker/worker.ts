@@ -396,7 +396,7 @@ export class OutboxWorker {
     await this.#acks.finish(remaining);
     this.#state = 'closed';
     this.#abort.abort();
-    await Promise.all([closeRedis(this.#reader), closeRedis(this.#redis)]);
+    await Promise.all([closeRedis(this.#reader, deadline), closeRedis(this.#redis, deadline)]);
   }
 
   #failed(error: unknown, connection: Redis = this.#redis): void {
