@@ -229,6 +229,57 @@ describe('RedisIdentityStore', () => {
     expect((await store.take('device-1')).map((u) => u.$set?.name)).toEqual(['once']);
   });
 
+  it('close() against a frozen Redis returns by its deadline and counts the hold in flight as in_doubt', async () => {
+    const { store, drops } = createStore({ commandTimeoutMs: 5000 });
+    await store.hold('device-0', update('connected'));
+    redis.pause();
+    const holding = store.hold('device-1', update('in flight'));
+    // The hold goes out on this tick; Redis has it and does not answer.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await store.close(300);
+    // A bound, not a timing: the hold would wait 5 s for its answer, QUIT as well.
+    expect(Date.now() - started).toBeLessThan(300 + 1500);
+    await holding;
+
+    const stats = store.stats();
+    expect(drops).toEqual([['device-1', 1, 'in_doubt']]);
+    expect(stats).toMatchObject({ received: 2, held: 1, buffered: 0 });
+    expect(stats.received).toBe(
+      stats.held +
+        stats.buffered +
+        stats.dropped['local buffer limit'] +
+        stats.dropped.shutdown +
+        stats.dropped.in_doubt,
+    );
+    // In doubt indeed: Redis runs it when it wakes up.
+    redis.resume();
+    await until(async () => (await redis.client.llen('idstitch:held:device-1')) === 1, 'the hold to run');
+  });
+
+  it('keeps each writer’s newest 4096 receipts, expiring an hour after its last hold', async () => {
+    const { store } = createStore();
+    for (let batch = 0; batch < 41; batch += 1) {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => store.hold(`device-${i}`, update(`${batch}-${i}`))),
+      );
+    }
+    const [key, ...others] = await redis.client.keys('idstitch:writer:*');
+    expect(others).toEqual([]);
+    expect(await redis.client.zcard(key!)).toBe(4096);
+    const ttl = await redis.client.pttl(key!);
+    expect(ttl).toBeGreaterThan(59 * 60 * 1000);
+    expect(ttl).toBeLessThanOrEqual(60 * 60 * 1000);
+    expect(store.stats()).toMatchObject({ received: 4100, held: 4100 });
+    // The newest stay (a retry of them is still recognised): the 4 oldest went, no other.
+    const idOf = async (device: string, index: number) =>
+      (JSON.parse((await redis.client.lindex(`idstitch:held:${device}`, index))!) as { i: string }).i;
+    for (let i = 0; i < 4; i += 1)
+      expect(await redis.client.zscore(key!, await idOf(`device-${i}`, 0))).toBeNull();
+    expect(await redis.client.zscore(key!, await idOf('device-4', 0))).toBe('0');
+    expect(await redis.client.zscore(key!, await idOf('device-99', -1))).toBe('0');
+  });
+
   it('rejects bad options with a TypeError naming the option', () => {
     expect(() => new RedisIdentityStore({ redis: redis.url, prefix: '' })).toThrow(/`prefix`/);
     expect(() => new RedisIdentityStore({ redis: redis.url, maxUpdatesPerDevice: 0 })).toThrow(
