@@ -34,6 +34,14 @@ function createOutbox(redis: RedisServer, options: Partial<RedisOutboxOptions> =
   return { outbox, ...log };
 }
 
+/** Fills Redis with other keys (64 KB each) until it uses `bytes`, checking as it goes. */
+async function fillRedis(redis: RedisServer, bytes: number): Promise<void> {
+  const used = async () => Number(/^used_memory:(\d+)/m.exec(await redis.client.info('memory'))?.[1]);
+  for (let i = 0; (await used()) < bytes; i += 4) {
+    await Promise.all([0, 1, 2, 3].map((k) => redis.client.set(`other:${i + k}`, 'x'.repeat(64 * 1024))));
+  }
+}
+
 /** An event of about 10 KB (40 properties at the 255-character limit), to fill Redis quickly. */
 function bigEvent(i: number) {
   const properties: Record<string, string> = {};
@@ -49,14 +57,15 @@ describe('outbox with Redis at maxmemory and noeviction (the recommended policy)
   afterAll(() => redis.stop());
 
   it('a worker started while Redis is full delivers everything, and appending resumes by itself', async () => {
-    // No worker yet: the stream grows until Redis refuses appends (OOM).
+    // Other data leaves the outbox about 2 MB below maxmemory: a known room, not a race to fill it.
+    const maxmemory = 16 * 1024 * 1024;
+    await fillRedis(redis, maxmemory - 2 * 1024 * 1024);
     const { outbox, errors } = createOutbox(redis, {
       worker: false,
       flushTimeoutMs: 200,
       appendBatchSize: 50,
-      maxBufferedMessages: 100_000,
-      maxBufferedBytes: 256 * 1024 * 1024,
     });
+    // About 4 MB of events (10 KB each): twice the room, so Redis refuses appends (OOM) part way.
     const written: string[] = [];
     const write = (count: number) => {
       for (let i = 0; i < count; i += 1) {
@@ -65,25 +74,28 @@ describe('outbox with Redis at maxmemory and noeviction (the recommended policy)
         outbox.write(event);
       }
     };
-    const full = () =>
-      redis.client.set('probe', 'x').then(
-        () => false,
-        (error: Error) => /OOM/.test(error.message),
-      );
-    for (let round = 0; round < 200 && !outbox.stats().redisDown; round += 1) {
-      write(50);
-      await outbox.flush();
-    }
-    // Other data tops Redis up to maxmemory, so it stays full until something is deleted.
-    for (let i = 0; !(await full()); i += 1)
-      await redis.client.set(`other:${i}`, 'x'.repeat(1024)).catch(() => {});
-    expect(await full()).toBe(true);
-    write(20);
+    write(400);
+    await outbox.flush();
     await until(() => outbox.stats().redisDown, 'appends to be refused');
+
+    // No silent loss: what is not in the stream is buffered, nothing dropped, every message counted once.
+    const full = outbox.stats();
+    expect(full.appended).toBeGreaterThan(0);
+    expect(full.buffered).toBeGreaterThan(0);
+    expect(full).toMatchObject({ tracked: 400, droppedTotal: 0 });
+    expect(full.appended + full.buffered).toBe(400);
+    expect(await redis.client.xlen(STREAM)).toBe(full.appended);
     const down = errors.find((error) => error.details.state === 'down');
     expect(down?.details.fault).toBe('oom');
     expect(down?.message).toContain(`Redis at ${redis.url} is out of memory (OOM`);
-    expect(outbox.stats().buffered).toBeGreaterThan(0);
+    // Topped up with small keys until it refuses them too, Redis stays full until something is deleted
+    // (the refused append's own arguments no longer count once it was answered).
+    const refuses = () =>
+      redis.client.set('probe', 'x'.repeat(1024)).then(
+        () => false,
+        (error: Error) => /OOM/.test(error.message),
+      );
+    for (let i = 0; !(await refuses()); i += 1) await redis.client.set(`top-up:${i}`, 'x'.repeat(1024));
 
     const log = errorLog();
     const worker = new OutboxWorker({
