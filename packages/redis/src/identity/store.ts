@@ -148,7 +148,9 @@ export class RedisIdentityStore implements IdentityStore {
     if (this.#closed) return this.#drop(deviceId, 1, 'shutdown');
     // Each entry carries an ID: a hold that timed out but ran, then written again from the local
     // buffer, is in Redis twice and taken once.
-    const json = JSON.stringify({ i: `${this.#entryPrefix}${(this.#entrySeq++).toString(36)}`, u: update });
+    // The number is padded so that IDs sort in the order they were made: the receipts keep the newest.
+    const id = `${this.#entryPrefix}${(this.#entrySeq++).toString(36).padStart(8, '0')}`;
+    const json = JSON.stringify({ i: id, u: update });
     // Behind updates of the same device that are still buffered, so the device's order is kept.
     if (this.#buffer.has(deviceId) || this.#replayingDevice === deviceId) {
       return this.#bufferUpdates(deviceId, [json]);

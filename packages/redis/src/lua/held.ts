@@ -9,7 +9,7 @@
  * - `P held-bytes`: bytes held per device (a hash), and `P held-total`: their sum. Bytes are the entries'
  *   lengths plus {@link DEVICE_OVERHEAD_BYTES} per device, an estimate of Redis's own cost.
  * - `P writer:<writer>`: the receipts of one writer (one `RedisIdentityStore`): the IDs of
- *   the entries it held, scored by time, its newest {@link RECEIPTS_KEPT} kept, expiring
+ *   the entries it held (all scored 0, so they sort by ID, which the writer numbers in order), its newest {@link RECEIPTS_KEPT} kept, expiring
  *   {@link RECEIPTS_TTL_MS} after its last hold. A hold that timed out may still run when a stalled Redis
  *   wakes up; its retry carries the same entry IDs and the hold script skips every entry already
  *   receipted, so an entry (a `$add`) and the byte count it adds land once however often it is sent.
@@ -52,7 +52,7 @@ local maxBytes, maxDevices, listPrefix, overhead = tonumber(ARGV[6]), tonumber(A
 local fresh = {}
 for i = 12, #ARGV, 2 do
   if not redis.call('ZSCORE', KEYS[5], ARGV[i]) then
-    redis.call('ZADD', KEYS[5], now, ARGV[i])
+    redis.call('ZADD', KEYS[5], 0, ARGV[i])
     table.insert(fresh, ARGV[i + 1])
   end
 end
