@@ -95,7 +95,10 @@ describe('outbox with Redis at maxmemory and noeviction (the recommended policy)
         () => false,
         (error: Error) => /OOM/.test(error.message),
       );
-    for (let i = 0; !(await refuses()); i += 1) await redis.client.set(`top-up:${i}`, 'x'.repeat(1024));
+    for (let i = 0; !(await refuses()); i += 1) {
+      // Refused too when the outbox's retry holds its arguments in Redis at that moment.
+      await redis.client.set(`top-up:${i}`, 'x'.repeat(1024)).catch(() => {});
+    }
 
     const log = errorLog();
     const worker = new OutboxWorker({
