@@ -146,8 +146,8 @@ export class RedisIdentityStore implements IdentityStore {
   async hold(deviceId: string, update: HeldProfileUpdate): Promise<void> {
     this.#stats.received += 1;
     if (this.#closed) return this.#drop(deviceId, 1, 'shutdown');
-    // Each entry carries an ID: a hold that timed out but ran, then written again from the local
-    // buffer, is in Redis twice and taken once.
+    // Each entry carries an ID, receipted in Redis by the hold script: a hold that timed out but ran is
+    // skipped when it is written again from the local buffer.
     // The number is padded so that IDs sort in the order they were made: the receipts keep the newest.
     const id = `${this.#entryPrefix}${(this.#entrySeq++).toString(36).padStart(8, '0')}`;
     const json = JSON.stringify({ i: id, u: update });

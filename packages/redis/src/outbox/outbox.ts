@@ -14,6 +14,7 @@ import { BacklogMonitor } from '../stream/backlog.js';
 import { encodeMessage } from '../stream/layout.js';
 import { OutboxWorker } from '../worker/worker.js';
 import { StreamAppender } from './append.js';
+import { closeLeftovers } from './close-report.js';
 import { mayEvict, readEvictionSettings } from './eviction-risk.js';
 import { type RedisOutboxOptions, type RedisOutboxStats, resolveOutboxOptions } from './options.js';
 
@@ -416,27 +417,7 @@ export class RedisOutbox implements Sink {
     this.#dropped.in_doubt += inDoubt;
     this.#dropped.shutdown_timeout += notSent;
     this.#settle(left);
-    if (inDoubt > 0) {
-      this.#report(
-        new IdstitchError(
-          'in_doubt',
-          `close() ran out of time after ${timeoutMs} ms while an append of ${inDoubt} messages was sent to ` +
-            'Redis and not answered: Redis may have appended them (and delivers them then) or not; they are ' +
-            'counted in stats().dropped.in_doubt',
-          { details: { inDoubt, timeoutMs } },
-        ),
-      );
-    }
-    if (notSent > 0) {
-      this.#report(
-        new IdstitchError(
-          'shutdown_timeout',
-          `close() ran out of time after ${timeoutMs} ms with Redis unreachable or stalled; ${notSent} ` +
-            'messages were not appended to the outbox',
-          { details: { undelivered: notSent, timeoutMs } },
-        ),
-      );
-    }
+    for (const error of closeLeftovers(inDoubt, notSent, timeoutMs)) this.#report(error);
     await closeRedis(this.#redis, deadline);
   }
 
