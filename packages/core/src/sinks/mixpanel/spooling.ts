@@ -161,16 +161,19 @@ export class Spooling {
       accounts.recovered = this.#spool.recovered;
       accounts.spooled += this.#spool.recovered;
     } catch (error) {
-      const locked = (error as { name?: string }).name === 'SpoolLockedError';
+      const name = (error as { name?: string }).name;
+      const locked = name === 'SpoolLockedError';
       const code = locked ? 'spool_locked' : 'spool_unavailable';
       accounts.report(
         new IdstitchError(
           code,
           `the Mixpanel spool in ${spoolOptions.dir} could not be opened (${(error as Error).message}); delivery ` +
-            'goes on with the memory queue only. ' +
+            'goes on with the memory queue only.' +
             (locked
-              ? 'Give each process its own spool directory (spool.dir).'
-              : 'Point spool.dir at a writable directory, or pass spool: false.'),
+              ? ' Give each process its own spool directory (spool.dir).'
+              : name === 'SpoolDirectoryUnsafeError'
+                ? '' // Its message says what to run.
+                : ' Point spool.dir at a writable directory, or pass spool: false.'),
           { cause: error, details: { dir: spoolOptions.dir, code: (error as { code?: string }).code } },
         ),
       );

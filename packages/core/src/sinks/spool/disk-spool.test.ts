@@ -177,7 +177,7 @@ describe('disk spool', () => {
   it('a full disk is reported and the spilled records come back to the caller, never a crash', async (context) => {
     const dir = tempDir();
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=700', 'tmpfs', dir], { stdio: 'ignore' });
     } catch {
       context.skip(); // needs root (mount); the reason is in the test name
     }
@@ -196,7 +196,7 @@ describe('disk spool', () => {
   it('a read-only directory fails to open with the cause, for the sink to report', async (context) => {
     const dir = tempDir();
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k,mode=700', 'tmpfs', dir], { stdio: 'ignore' });
     } catch {
       context.skip();
     }

@@ -6,10 +6,11 @@
  * Every file operation (write, fsync, truncate, close, delete) runs in one serial loop ({@link DiskSpool}
  * `#run`): a handle is never closed while another operation uses it, and two writes never interleave.
  */
-import { mkdir, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
+import { FILE_MODE, LEDGER_FLAGS, prepareDirectory, SEGMENT_FLAGS } from './directory.js';
 import {
   ACK_MAGIC,
   encodeLedger,
@@ -47,7 +48,7 @@ interface PendingRecord {
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
 export async function openDiskSpool(options: ResolvedSpoolOptions, hooks: SpoolHooks): Promise<Spool> {
   const dir = resolve(options.dir);
-  await mkdir(dir, { recursive: true });
+  await prepareDirectory(dir);
   const unlock = await lockDirectory(dir);
   try {
     const spool = new DiskSpool(dir, options, hooks, unlock);
@@ -357,7 +358,7 @@ class DiskSpool implements Spool {
         while (end < batch.length && (batch[end] as PendingRecord).segment === segment) end += 1;
         const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
-        segment.file ??= await open(segment.path, 'a+');
+        segment.file ??= await open(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;
         touched.add(segment);
@@ -371,7 +372,7 @@ class DiskSpool implements Spool {
         segment.pendingLedger = [];
         if (segment.ledgerMustSync) mustSync.push(segment);
         segment.ledgerMustSync = false;
-        segment.ledger ??= await open(segment.ledgerPath, 'a');
+        segment.ledger ??= await open(segment.ledgerPath, LEDGER_FLAGS, FILE_MODE);
         await writeAll(segment.ledger, Buffer.concat(entries));
         touched.add(segment);
       }

@@ -5,6 +5,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IdstitchError } from '../../errors.js';
+import { READ_FLAGS } from './directory.js';
 import { parseLedger, parseRecords } from './format.js';
 import { newSegment, type Segment } from './segment.js';
 
@@ -32,8 +33,8 @@ export async function recoverDirectory(
   for (const no of numbers) {
     out.lastNo = Math.max(out.lastNo, no);
     const segment = newSegment(dir, no, false);
-    const buffer = await readFile(segment.path);
-    const ledger = await readFile(segment.ledgerPath).catch(() => Buffer.alloc(0));
+    const buffer = await readFile(segment.path, { flag: READ_FLAGS });
+    const ledger = await readFile(segment.ledgerPath, { flag: READ_FLAGS }).catch(() => Buffer.alloc(0));
     const { acked, sending, damaged } = parseLedger(ledger);
     const { records, damage } = parseRecords(buffer, 0, true);
     for (const hurt of damage) {

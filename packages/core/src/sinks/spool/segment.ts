@@ -3,6 +3,7 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { READ_FLAGS } from './directory.js';
 
 /** A spool ID is `segment number × ID_SPAN + index of the record in its segment`. */
 export const ID_SPAN = 2 ** 32;
@@ -83,7 +84,7 @@ export function errorCode(error: unknown): string {
  */
 export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
-  const handle = await open(path, 'r');
+  const handle = await open(path, READ_FLAGS);
   try {
     let done = 0;
     while (done < length) {
