@@ -320,9 +320,17 @@ function spoolIds(messages: readonly QueuedMessage[]): number[] {
   return ids;
 }
 
-/** `$insert_id` of an event read back from disk, to match `failed_records` that name it. */
+/**
+ * `$insert_id` of an event read back from disk, to match `failed_records` that name it: the event's own
+ * (`properties.$insert_id`), never one nested in a caller property, which a text search of the JSON found
+ * first (caller properties are serialised before the stamped `$insert_id`). Parsed only on read-back.
+ */
 function insertIdOf(endpoint: MixpanelEndpoint, json: string): string | undefined {
   if (endpoint !== 'import' && endpoint !== 'track') return undefined;
-  const match = /"\$insert_id":"([^"\\]{1,255})"/.exec(json);
-  return match?.[1];
+  try {
+    const id = (JSON.parse(json) as { properties?: { $insert_id?: unknown } } | null)?.properties?.$insert_id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
