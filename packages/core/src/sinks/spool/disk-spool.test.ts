@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
 import type { LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
@@ -143,6 +143,23 @@ describe('disk spool', () => {
     expect(read).not.toContain(json(5));
     expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
     await again.close();
+  });
+
+  it('reports damage found while reading back what this process wrote, and delivers the records around it', async () => {
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir, { segmentBytes: 1 << 20 }), seen.h);
+    await fill(spool, 10);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(10));
+    const path = join(dir, readdirSync(dir).find((name) => name.endsWith('.seg')) as string);
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf('id-4');
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x20, at);
+    writeFileSync(path, bytes);
+    expect(await readAll(spool)).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9].map(json));
+    expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
+    expect(seen.errors[0]?.message).toContain('found while reading it back');
+    await spool.close();
   });
 
   it('detects a torn tail by its checksum, reports it, and keeps every whole record', async () => {

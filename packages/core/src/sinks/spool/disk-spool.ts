@@ -20,7 +20,7 @@ import {
   SENDING_MAGIC,
 } from './format.js';
 import { lockDirectory } from './lock.js';
-import { recoverDirectory, removeSegment } from './recover.js';
+import { recoverDirectory, removeSegment, reportReadBackDamage } from './recover.js';
 import { errorCode, ID_SPAN, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
@@ -229,6 +229,9 @@ class DiskSpool implements Spool {
         bytes += size;
         this.backlog -= 1;
       }
+      reportReadBackDamage(segment, cursor.offset, parsed.damage, consumed, (error) =>
+        this.#hooks.report(error),
+      );
       cursor.offset += consumed;
       if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
     }

@@ -6,7 +6,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import { READ_FLAGS } from './directory.js';
-import { parseLedger, parseRecords } from './format.js';
+import { type Damage, parseLedger, parseRecords } from './format.js';
 import { newSegment, type Segment } from './segment.js';
 
 export interface Recovered {
@@ -70,6 +70,7 @@ export async function recoverDirectory(
     segment.written = buffer.length;
     segment.records = records.length;
     segment.settled = records.length - unsettled;
+    segment.knownDamage = new Set(damage.map((hurt) => hurt.offset));
     segment.acked = acked;
     segment.sending = sending;
     out.segments.push(segment);
@@ -88,4 +89,30 @@ export async function recoverDirectory(
 export async function removeSegment(segment: Segment): Promise<void> {
   await rm(segment.path, { force: true }).catch(() => {});
   await rm(segment.ledgerPath, { force: true }).catch(() => {});
+}
+
+/**
+ * Damage found while reading a segment back (bytes changed on disk after they were written): reported, not
+ * skipped in silence, and once: not what lies past where the read stops (`consumed`, read again next time),
+ * nor what was reported when the spool was opened. `base` is the file offset the parsed chunk starts at.
+ */
+export function reportReadBackDamage(
+  segment: Segment,
+  base: number,
+  damage: readonly Damage[],
+  consumed: number,
+  report: (error: IdstitchError) => void,
+): void {
+  for (const hurt of damage) {
+    const offset = base + hurt.offset;
+    if (hurt.offset >= consumed || segment.knownDamage?.has(offset)) continue;
+    report(
+      new IdstitchError(
+        'spool_corrupt',
+        `spool segment ${segment.path} has ${hurt.bytes} damaged bytes at offset ${offset}, found while reading ` +
+          'it back (checksum mismatch); the records they held cannot be delivered, the rest are',
+        { details: { path: segment.path, offset, bytes: hurt.bytes } },
+      ),
+    );
+  }
 }

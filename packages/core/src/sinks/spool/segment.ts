@@ -25,6 +25,8 @@ export interface Segment {
   nextIndex: number;
   /** No more appends. */
   sealed: boolean;
+  /** Of a previous process's segment: offsets of the damage found (and reported) at open. */
+  knownDamage: Set<number> | undefined;
   /** Of a previous process's segment: settled and being-sent indexes from its ledger. */
   acked: Set<number> | undefined;
   sending: Set<number> | undefined;
@@ -54,6 +56,7 @@ export function newSegment(dir: string, no: number, own: boolean): Segment {
     settled: 0,
     nextIndex: 0,
     sealed: !own,
+    knownDamage: undefined,
     acked: undefined,
     sending: undefined,
     pendingLedger: [],
