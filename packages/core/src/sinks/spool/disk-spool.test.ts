@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
+import { encodeRecord } from './format.js';
 import type { LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
 
 const dirs: string[] = [];
@@ -160,6 +161,23 @@ describe('disk spool', () => {
     expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
     expect(seen.errors[0]?.message).toContain('found while reading it back');
     await spool.close();
+  });
+
+  it('keeps spool IDs exact past two million segments: acks settle the records they name', async () => {
+    const dir = tempDir();
+    // A long-lived process numbers segments on and on (2^21 segments of 4 KiB is 8 GiB written); a spool
+    // ID of segment × 2^32 + index was no longer an exact integer past segment 2^21.
+    const records = [0, 1, 2, 3].map((i) => encodeRecord(i, 0, 'import', json(i)));
+    writeFileSync(join(dir, '0009999999.seg'), Buffer.concat(records));
+    const first = await openDiskSpool(options(dir), hooks().h);
+    const read = await first.read(10, 1 << 20);
+    expect(read.map((r) => r.json)).toEqual([0, 1, 2, 3].map(json));
+    expect(new Set(read.map((r) => r.id)).size).toBe(4);
+    first.ack([read[1]!.id, read[3]!.id]);
+    await first.close();
+    const again = await openDiskSpool(options(dir), hooks().h);
+    expect(await readAll(again)).toEqual([0, 2].map(json));
+    await again.close();
   });
 
   it('detects a torn tail by its checksum, reports it, and keeps every whole record', async () => {

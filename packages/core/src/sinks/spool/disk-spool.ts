@@ -17,11 +17,12 @@ import {
   encodeRecord,
   NOT_SENT_MAGIC,
   parseRecords,
+  RECORD_OVERHEAD,
   SENDING_MAGIC,
 } from './format.js';
 import { lockDirectory } from './lock.js';
 import { recoverDirectory, removeSegment, reportReadBackDamage } from './recover.js';
-import { errorCode, ID_SPAN, newSegment, readAt, type Segment, writeAll } from './segment.js';
+import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
   ResolvedSpoolOptions,
@@ -70,6 +71,8 @@ class DiskSpool implements Spool {
   #segments: Segment[] = [];
   #active: Segment | undefined;
   #lastNo = 0;
+  /** See {@link idSpan}. */
+  #idSpan: number;
   #bytes = 0;
   #state: 'ok' | 'full' | 'failed' = 'ok';
   #failedAt = 0;
@@ -98,6 +101,7 @@ class DiskSpool implements Spool {
     this.#options = options;
     this.#hooks = hooks;
     this.#unlock = unlock;
+    this.#idSpan = idSpan(options.segmentBytes, 0);
     if (options.fsync === 'interval') {
       this.#timer = setInterval(() => {
         if (this.#dirty.size === 0) return;
@@ -113,6 +117,7 @@ class DiskSpool implements Spool {
     this.#segments = found.segments;
     this.#lastNo = found.lastNo;
     this.#bytes = found.bytes;
+    this.#idSpan = idSpan(this.#options.segmentBytes, found.maxIndex);
     this.recovered = found.unsettled;
     this.backlog = found.unsettled;
     const first = this.#segments[0];
@@ -126,7 +131,7 @@ class DiskSpool implements Spool {
       this.#state = 'ok';
     }
     let segment = this.#active;
-    const size = Buffer.byteLength(json, 'utf8') + 25;
+    const size = Buffer.byteLength(json, 'utf8') + RECORD_OVERHEAD;
     if (this.#bytes + size > this.#options.maxBytes) {
       if (this.#state !== 'full') {
         this.#state = 'full';
@@ -167,7 +172,7 @@ class DiskSpool implements Spool {
     this.#appended += 1;
     this.#pending.push({ segment, buffer, seq, spilled, endpoint, json });
     this.#kick();
-    return segment.no * ID_SPAN + index;
+    return segment.no * this.#idSpan + index;
   }
 
   async read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
@@ -219,7 +224,7 @@ class DiskSpool implements Spool {
           break;
         }
         out.push({
-          id: segment.no * ID_SPAN + record.index,
+          id: segment.no * this.#idSpan + record.index,
           seq: segment.own ? record.seq : 0,
           endpoint: record.endpoint,
           json: record.json,
@@ -288,10 +293,10 @@ class DiskSpool implements Spool {
   #ledger(magic: number, ids: readonly number[]): Promise<void> {
     const bySegment = new Map<number, number[]>();
     for (const id of ids) {
-      const no = Math.floor(id / ID_SPAN);
+      const no = Math.floor(id / this.#idSpan);
       const list = bySegment.get(no) ?? [];
       bySegment.set(no, list);
-      list.push(id % ID_SPAN);
+      list.push(id % this.#idSpan);
     }
     const waits: Promise<void>[] = [];
     if (this.#finished) return Promise.resolve();

@@ -17,6 +17,8 @@ export interface Recovered {
   /** Highest segment number seen (new segments are numbered after it). */
   lastNo: number;
   bytes: number;
+  /** Highest record index in them (sizes the spool IDs). */
+  maxIndex: number;
 }
 
 /** Reads every segment a previous process left: counts what is unsettled, reports damage, removes the settled. */
@@ -29,7 +31,7 @@ export async function recoverDirectory(
     .filter((name) => /^\d{10}\.seg$/.test(name))
     .map((name) => Number(name.slice(0, 10)))
     .sort((a, b) => a - b);
-  const out: Recovered = { segments: [], unsettled: 0, lastNo: 0, bytes: 0 };
+  const out: Recovered = { segments: [], unsettled: 0, lastNo: 0, bytes: 0, maxIndex: 0 };
   for (const no of numbers) {
     out.lastNo = Math.max(out.lastNo, no);
     const segment = newSegment(dir, no, false);
@@ -76,6 +78,7 @@ export async function recoverDirectory(
     out.segments.push(segment);
     out.bytes += buffer.length;
     out.unsettled += unsettled;
+    for (const record of records) out.maxIndex = Math.max(out.maxIndex, record.index);
   }
   // Ledgers whose segment is gone.
   for (const name of names) {

@@ -4,9 +4,18 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { READ_FLAGS } from './directory.js';
+import { RECORD_OVERHEAD } from './format.js';
 
-/** A spool ID is `segment number × ID_SPAN + index of the record in its segment`. */
-export const ID_SPAN = 2 ** 32;
+/**
+ * A spool ID is `segment number × span + index of the record in its segment`, an exact integer while it is
+ * under 2^53. The span is the most records a segment can hold (every record takes at least
+ * `RECORD_OVERHEAD` bytes), or more if a previous process's segment holds more, not a fixed 2^32: with that,
+ * IDs stopped being exact past segment 2^21, which a long-lived process reaches (8 GiB of 4 KiB segments),
+ * and acknowledgements settled the wrong records.
+ */
+export function idSpan(segmentBytes: number, maxRecoveredIndex: number): number {
+  return Math.max(Math.floor(segmentBytes / RECORD_OVERHEAD) + 2, maxRecoveredIndex + 1);
+}
 
 export interface Segment {
   readonly no: number;
