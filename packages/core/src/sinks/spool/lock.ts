@@ -9,9 +9,10 @@
  *    {@link LOCK_STALE_MS} is stale whoever wrote it, another host on a shared disk included;
  * 3. on this host, whether the PID still runs.
  */
-import { readFile, realpath, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, readFile, realpath, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { READ_FLAGS } from './directory.js';
 
 /** How often the holder touches its `LOCK` to show that it is alive. */
 export const LOCK_REFRESH_MS = 10_000;
@@ -70,8 +71,8 @@ interface Holder {
 /** Who the `LOCK` names and how long ago it was touched; `undefined` when it is gone meanwhile. */
 async function readHolder(path: string): Promise<Holder | undefined> {
   try {
-    const text = await readFile(path, 'utf8');
-    const { mtimeMs } = await stat(path);
+    const text = await readFile(path, { encoding: 'utf8', flag: READ_FLAGS });
+    const { mtimeMs } = await lstat(path);
     const [pidText, host] = text.trim().split(' ');
     return { pid: Number(pidText), host: host || undefined, ageMs: Date.now() - mtimeMs };
   } catch (error) {
@@ -131,7 +132,7 @@ export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
       return async () => {
         clearInterval(timer);
         // Only remove it while it is still ours.
-        const text = await readFile(path, 'utf8').catch(() => '');
+        const text = await readFile(path, { encoding: 'utf8', flag: READ_FLAGS }).catch(() => '');
         if (text === mine) await rm(path, { force: true });
         locks.delete(key);
       };
