@@ -242,9 +242,17 @@ describe('disk spool', () => {
     const exposed: Record<string, number> = {};
     for (const fsync of ['per-batch', 'interval', 'never'] as const) {
       const dir = tempDir();
-      const spool = await openDiskSpool(options(dir, { fsync, fsyncIntervalMs: 60_000 }), hooks().h);
+      // The moment the batch holding the 100th record is done (written, and fsync'd if the policy says so);
+      // not a sleep, which a busy machine outlasted.
+      let allWritten!: () => void;
+      const written = new Promise<void>((resolve) => {
+        allWritten = resolve;
+      });
+      let spool: Spool | undefined;
+      const h = { ...hooks().h, written: () => (spool?.stats().written === 100 ? allWritten() : undefined) };
+      spool = await openDiskSpool(options(dir, { fsync, fsyncIntervalMs: 60_000 }), h);
       await fill(spool, 100);
-      await new Promise((done) => setTimeout(done, 50));
+      await written;
       const stats = spool.stats();
       expect(stats.written).toBe(100);
       exposed[fsync] = stats.written - stats.synced;
