@@ -36,7 +36,10 @@ function tempDir(): string {
   return dir;
 }
 
-/** A tmpfs at a fresh directory, or the reason it cannot be had (not root). */
+/**
+ * A tmpfs at a fresh directory, or the reason it cannot be had (not root). Pass `mode=700`: a tmpfs root is
+ * 1777 by default, and the spool refuses a directory others can write.
+ */
 function tmpfs(options: string): { dir: string } | { skip: string } {
   const dir = tempDir();
   try {
@@ -75,7 +78,7 @@ function expectBalanced(sink: MixpanelSink): void {
 it('a full disk falls back to the memory policy with a report, never a crash; every message accounted for', {
   timeout: 30_000,
 }, async (context) => {
-  const mounted = tmpfs('size=256k');
+  const mounted = tmpfs('size=256k,mode=700');
   if ('skip' in mounted) return context.skip(mounted.skip);
   fake.clear();
   await fake.goDown();
@@ -112,7 +115,7 @@ it('a full disk falls back to the memory policy with a report, never a crash; ev
 });
 
 it('a read-only spool directory is reported and the sink delivers from memory', async (context) => {
-  const mounted = tmpfs('ro,size=64k');
+  const mounted = tmpfs('ro,size=64k,mode=700');
   if ('skip' in mounted) return context.skip(mounted.skip);
   fake.clear();
   const { sink, errors } = createSink(mounted.dir);

@@ -157,6 +157,8 @@ it('drain() resolves once everything tracked is settled: spooled messages and wh
   expect(first.sink.stats().spooled).toBe(50);
 
   const second = createSink(dir, { maxQueueBytes: 4096 });
+  // Open first: until then, messages wait in memory within maxQueueBytes (spool-opening.test.ts).
+  await second.sink.ready();
   for (let i = 0; i < 200; i += 1) second.sink.write(eventMessage('Drained', { i }));
   let drained = false;
   const draining = second.sink.drain().then(() => {

@@ -24,6 +24,8 @@ export function webRequestPort<Ctx>(
     header: (name) => request.headers.get(name) ?? undefined,
     secure: url.protocol === 'https:',
     ip: facts.ip,
-    path: url.pathname,
+    // With the query, as the Node adapters pass it: UTM parameters and `$current_url` are read from it (the
+    // core redacts or strips it per `requestProperties.query`).
+    path: `${url.pathname}${url.search}`,
   };
 }

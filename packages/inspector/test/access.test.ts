@@ -1,10 +1,17 @@
-import { createServer, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IdstitchOptionsError } from '@idstitch/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type InspectorOptions, inspector, localFileSource } from '../src/index.js';
+import { accessCheck, isLoopbackHost } from '../src/inspect/access.js';
 
 const TOKEN = 'inspector-secret-0123456789';
 const servers: Server[] = [];
@@ -95,5 +102,79 @@ describe('the inspector in production', () => {
     expect((await fetch(`${base}/api/snapshot`)).status).toBe(403);
     expect((await fetch(`${base}/api/snapshot`, { headers: { 'x-boom': '1' } })).status).toBe(403);
     expect((await fetch(`${base}/api/snapshot`, { headers: { 'x-admin': 'yes' } })).status).toBe(200);
+  });
+});
+
+/** A development inspector (no token, no authorize) on a loopback port. */
+async function serveUnprotected(): Promise<number> {
+  const handler = inspector({
+    uiDir: '/nonexistent',
+    source: localFileSource(join(tmpdir(), `idstitch-access-${process.pid}-none.ndjson`)),
+  });
+  const server = createServer((request, response) => handler(request, response));
+  servers.push(server);
+  await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+  return (server.address() as AddressInfo).port;
+}
+
+/** GET with a `Host` header of our choosing (fetch does not let one set it). */
+function statusWithHost(port: number, host: string): Promise<number> {
+  return new Promise((done, fail) => {
+    const request = httpRequest(
+      { host: '127.0.0.1', port, path: '/api/snapshot', headers: { host } },
+      (response) => {
+        response.resume();
+        done(response.statusCode ?? 0);
+      },
+    );
+    request.on('error', fail);
+    request.end();
+  });
+}
+
+describe('the inspector without a token or an authorize check (development)', () => {
+  it('serves a loopback client that names a loopback host, with or without a port', async () => {
+    const port = await serveUnprotected();
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      'LOCALHOST',
+      '127.1.2.3',
+      `[::1]:${port}`,
+    ]) {
+      expect(await statusWithHost(port, host), host).toBe(200);
+    }
+    expect([
+      isLoopbackHost('127.0.0.256'),
+      isLoopbackHost('localhost.evil.example'),
+      isLoopbackHost('[::2]'),
+    ]).toEqual([false, false, false]);
+  });
+
+  it('refuses a request naming another host, even from this machine (DNS rebinding): 403', async () => {
+    const port = await serveUnprotected();
+    expect(await statusWithHost(port, `rebind.evil.example:${port}`)).toBe(403);
+    expect(await statusWithHost(port, `127.0.0.1.nip.io:${port}`)).toBe(403);
+  });
+
+  it('refuses a client on another machine (an app listening on 0.0.0.0), whatever host it names: 403', async () => {
+    const check = accessCheck({}, 'development');
+    const written: number[] = [];
+    const response = {
+      writeHead: (status: number) => written.push(status),
+      end: () => {},
+    } as unknown as ServerResponse;
+    const from = (remoteAddress: string) =>
+      ({
+        url: '/',
+        headers: { host: 'localhost:3000' },
+        socket: { remoteAddress },
+      }) as unknown as IncomingMessage;
+    expect(await check(from('192.0.2.10'), response)).toBe(false);
+    expect(await check(from('::ffff:192.0.2.10'), response)).toBe(false);
+    expect(await check(from('2001:db8::1'), response)).toBe(false);
+    expect(written).toEqual([403, 403, 403]);
+    expect(await check(from('::ffff:127.0.0.1'), response)).toBe(true);
+    expect(await check(from('::1'), response)).toBe(true);
   });
 });

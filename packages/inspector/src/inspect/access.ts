@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIPv4 } from 'node:net';
 import { IdstitchOptionsError } from '@idstitch/core';
 
 /** Who may open the inspector. In production it is refused unless enabled and protected. */
@@ -36,6 +37,24 @@ function cookieValue(header: string | undefined, name: string): string | undefin
     if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
   }
   return undefined;
+}
+
+const LOOPBACK_HOST = /^(?:localhost|127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})|\[::1\])(?::\d{1,5})?$/i;
+
+/**
+ * Whether a `Host` header names this machine's loopback: `localhost`, `127.x.y.z` or `[::1]`, with an
+ * optional port. A page that reaches a loopback server through DNS rebinding still sends its own host name.
+ */
+export function isLoopbackHost(header: string | undefined): boolean {
+  const match = LOOPBACK_HOST.exec(header ?? '');
+  return match?.slice(1).every((octet) => octet === undefined || Number(octet) <= 255) ?? false;
+}
+
+/** Whether a socket's remote address is loopback: 127.0.0.0/8, `::1`, or `::ffff:127.x.y.z`. */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice(7) : address;
+  return address === '::1' || (isIPv4(v4) && v4.startsWith('127.'));
 }
 
 /** The path the app mounted the inspector at, from Express's `originalUrl` (absent: mounted at the root). */
@@ -85,7 +104,20 @@ export function accessCheck(
   const expected = token === undefined ? undefined : digest(token);
   const cookie = expected?.toString('hex');
 
+  const open = token === undefined && authorize === undefined;
+
   return async function checkInspectorAccess(request, response) {
+    // Unprotected (development): this machine only. The client must be loopback (not another machine
+    // reaching an app listening on 0.0.0.0) and so must the host it names (not a web page that rebinds its
+    // own name to 127.0.0.1 and reads the inspector from the developer's browser).
+    if (open && !(isLoopbackAddress(request.socket?.remoteAddress) && isLoopbackHost(request.headers.host))) {
+      response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      response.end(
+        'idstitch inspector: without a token it serves this machine only, as http://localhost or ' +
+          'http://127.0.0.1. Pass `token` or `authorize` to open it from elsewhere.\n',
+      );
+      return false;
+    }
     if (expected !== undefined) {
       const url = new URL(request.url ?? '/', 'http://inspector.invalid');
       const given = url.searchParams.get('token');

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { IdstitchOptionsError } from '@idstitch/core';
+import { isLoopbackHost } from './access.js';
 import { type InspectorOptions, inspector } from './handler.js';
 
 export interface InspectorServerOptions extends Omit<InspectorOptions, 'allowInProduction'> {
@@ -21,12 +22,6 @@ export interface RunningInspector {
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
-/** The host name of a `Host` header (`127.0.0.1:4747` → `127.0.0.1`, `[::1]:80` → `[::1]`). */
-function hostName(header: string | undefined): string {
-  if (header === undefined) return '';
-  return header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : (header.split(':')[0] ?? '');
-}
-
 /**
  * Serves the inspector on its own port (what `idstitch inspect` runs). On a loopback address, requests must
  * name a loopback host too, so a web page cannot reach the inspector through DNS rebinding.
@@ -43,7 +38,7 @@ export async function startInspector(options: InspectorServerOptions = {}): Prom
   }
   const handler = inspector(rest);
   const server = createServer((request, response) => {
-    if (local && !LOOPBACK.has(hostName(request.headers.host))) {
+    if (local && !isLoopbackHost(request.headers.host)) {
       response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
       response.end('idstitch inspector: open it as http://127.0.0.1 or http://localhost.\n');
       return;

@@ -8,6 +8,15 @@ import type { QueuedMessage } from './queue.js';
 
 type Settled = ((outcome: MixpanelMessageOutcome) => void) | undefined;
 
+/** A message written while the spool opens. */
+interface EarlyMessage {
+  seq: number;
+  lane: Lane;
+  json: string;
+  bytes: number;
+  settled: Settled;
+}
+
 /**
  * Profile and group operations that change the result when Mixpanel applies them twice: `$add`
  * (increments), `$append` (list pushes, and so charges: `$append: { $transactions }`) and `$remove`
@@ -46,8 +55,12 @@ export class Spooling {
   readonly #lanes: Lanes;
   readonly #accounts: Accounting;
   readonly #pump: (lane: Lane) => void;
-  /** Messages written while the spool opens: journaled once it is open, after what it recovered. */
-  #early: { seq: number; lane: Lane; json: string; bytes: number; settled: Settled }[] = [];
+  /**
+   * Messages written while the spool opens: journaled once it is open, after what it recovered. Held in
+   * memory meanwhile, so counted as queued and bounded by the memory budget (an open can hang: a lock on a
+   * stalled network disk).
+   */
+  #early: EarlyMessage[] = [];
   /** `settled` callbacks of messages held on disk only, by sequence number. */
   readonly #settledBySeq = new Map<number, Settled>();
   /** Spool IDs of profile/group updates whose request may have reached Mixpanel. */
@@ -87,14 +100,19 @@ export class Spooling {
   }
 
   /**
-   * Takes a serialised message. `'spooled'`: it is on disk only. A number: its spool ID, and it joins the
-   * memory queue. `undefined`: no spool (or the spool cannot take it); the memory policy applies.
+   * Takes a serialised message. `'spooled'`: taken care of here: on disk only, or (while the spool opens)
+   * held until it is open or dropped by the memory policy. A number: its spool ID, and it joins the memory
+   * queue. `undefined`: no spool (or the spool cannot take it); the memory policy applies.
    */
   take(lane: Lane, json: string, bytes: number, settled: Settled): 'spooled' | number | undefined {
     const accounts = this.#accounts;
     if (this.#opening) {
-      const seq = accounts.enqueueSpooled();
-      this.#early.push({ seq, lane, json, bytes, settled });
+      if (this.#makeEarlyRoom(bytes)) {
+        const seq = accounts.enqueue(bytes);
+        this.#early.push({ seq, lane, json, bytes, settled });
+      } else {
+        accounts.dropNew('queue_overflow', lane.endpoint, settled);
+      }
       return 'spooled';
     }
     const spool = this.#spool;
@@ -161,16 +179,19 @@ export class Spooling {
       accounts.recovered = this.#spool.recovered;
       accounts.spooled += this.#spool.recovered;
     } catch (error) {
-      const locked = (error as { name?: string }).name === 'SpoolLockedError';
+      const name = (error as { name?: string }).name;
+      const locked = name === 'SpoolLockedError';
       const code = locked ? 'spool_locked' : 'spool_unavailable';
       accounts.report(
         new IdstitchError(
           code,
           `the Mixpanel spool in ${spoolOptions.dir} could not be opened (${(error as Error).message}); delivery ` +
-            'goes on with the memory queue only. ' +
+            'goes on with the memory queue only.' +
             (locked
-              ? 'Give each process its own spool directory (spool.dir).'
-              : 'Point spool.dir at a writable directory, or pass spool: false.'),
+              ? ' Give each process its own spool directory (spool.dir).'
+              : name === 'SpoolDirectoryUnsafeError'
+                ? '' // Its message says what to run.
+                : ' Point spool.dir at a writable directory, or pass spool: false.'),
           { cause: error, details: { dir: spoolOptions.dir, code: (error as { code?: string }).code } },
         ),
       );
@@ -181,20 +202,37 @@ export class Spooling {
     for (const message of early) {
       const id = this.#spool?.append(message.seq, message.lane.endpoint, message.json, true);
       if (id !== undefined) {
+        // On disk only from now on: out of the memory budget.
+        accounts.queued -= 1;
+        accounts.queuedBytes -= message.bytes;
+        accounts.spooled += 1;
         if (message.settled) this.#settledBySeq.set(message.seq, message.settled);
       } else {
-        accounts.spooled -= 1;
-        this.#push(message.lane, {
-          seq: message.seq,
-          json: message.json,
-          bytes: message.bytes,
-          insertId: insertIdOf(message.lane.endpoint, message.json),
-          settled: message.settled,
-        });
+        // Already counted as queued: it joins its lane as it is.
+        message.lane.pending.push(earlyMessage(message));
       }
     }
     for (const lane of Object.values(this.#lanes)) this.#pump(lane);
     this.refill();
+  }
+
+  /**
+   * The memory policy for messages held while the spool opens (the lanes are empty meanwhile: nothing is
+   * sent before what the last process left). True when a message of `bytes` fits.
+   */
+  #makeEarlyRoom(bytes: number): boolean {
+    const accounts = this.#accounts;
+    const { maxQueueMessages, maxQueueBytes, overflow } = this.#options;
+    const fits = () => accounts.queued < maxQueueMessages && accounts.queuedBytes + bytes <= maxQueueBytes;
+    if (fits()) return true;
+    accounts.startOverflow();
+    if (overflow !== 'drop_oldest') return false;
+    while (!fits()) {
+      const oldest = this.#early.shift();
+      if (!oldest) return false;
+      accounts.settle([earlyMessage(oldest)], 'queue_overflow', oldest.lane.endpoint);
+    }
+    return true;
   }
 
   #settled(messages: readonly QueuedMessage[], parked: boolean): void {
@@ -311,15 +349,29 @@ export function hintSpoolOnce(accounts: Accounting): void {
   );
 }
 
+/** A message held while the spool opened, as the memory queue holds it (not journaled: no spool ID). */
+function earlyMessage(message: EarlyMessage): QueuedMessage {
+  const { seq, json, bytes, settled } = message;
+  return { seq, json, bytes, settled, insertId: insertIdOf(message.lane.endpoint, json) };
+}
+
 function spoolIds(messages: readonly QueuedMessage[]): number[] {
   const ids: number[] = [];
   for (const message of messages) if (message.spoolId !== undefined) ids.push(message.spoolId);
   return ids;
 }
 
-/** `$insert_id` of an event read back from disk, to match `failed_records` that name it. */
+/**
+ * `$insert_id` of an event read back from disk, to match `failed_records` that name it: the event's own
+ * (`properties.$insert_id`), never one nested in a caller property, which a text search of the JSON found
+ * first (caller properties are serialised before the stamped `$insert_id`). Parsed only on read-back.
+ */
 function insertIdOf(endpoint: MixpanelEndpoint, json: string): string | undefined {
   if (endpoint !== 'import' && endpoint !== 'track') return undefined;
-  const match = /"\$insert_id":"([^"\\]{1,255})"/.exec(json);
-  return match?.[1];
+  try {
+    const id = (JSON.parse(json) as { properties?: { $insert_id?: unknown } } | null)?.properties?.$insert_id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
+import { encodeRecord } from './format.js';
 import type { LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
 
 const dirs: string[] = [];
@@ -145,6 +146,40 @@ describe('disk spool', () => {
     await again.close();
   });
 
+  it('reports damage found while reading back what this process wrote, and delivers the records around it', async () => {
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir, { segmentBytes: 1 << 20 }), seen.h);
+    await fill(spool, 10);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(10));
+    const path = join(dir, readdirSync(dir).find((name) => name.endsWith('.seg')) as string);
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf('id-4');
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x20, at);
+    writeFileSync(path, bytes);
+    expect(await readAll(spool)).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9].map(json));
+    expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
+    expect(seen.errors[0]?.message).toContain('found while reading it back');
+    await spool.close();
+  });
+
+  it('keeps spool IDs exact past two million segments: acks settle the records they name', async () => {
+    const dir = tempDir();
+    // A long-lived process numbers segments on and on (2^21 segments of 4 KiB is 8 GiB written); a spool
+    // ID of segment × 2^32 + index was no longer an exact integer past segment 2^21.
+    const records = [0, 1, 2, 3].map((i) => encodeRecord(i, 0, 'import', json(i)));
+    writeFileSync(join(dir, '0009999999.seg'), Buffer.concat(records));
+    const first = await openDiskSpool(options(dir), hooks().h);
+    const read = await first.read(10, 1 << 20);
+    expect(read.map((r) => r.json)).toEqual([0, 1, 2, 3].map(json));
+    expect(new Set(read.map((r) => r.id)).size).toBe(4);
+    first.ack([read[1]!.id, read[3]!.id]);
+    await first.close();
+    const again = await openDiskSpool(options(dir), hooks().h);
+    expect(await readAll(again)).toEqual([0, 2].map(json));
+    await again.close();
+  });
+
   it('detects a torn tail by its checksum, reports it, and keeps every whole record', async () => {
     const dir = tempDir();
     const spool = await openDiskSpool(options(dir, { segmentBytes: 1 << 20 }), hooks().h);
@@ -177,7 +212,7 @@ describe('disk spool', () => {
   it('a full disk is reported and the spilled records come back to the caller, never a crash', async (context) => {
     const dir = tempDir();
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=700', 'tmpfs', dir], { stdio: 'ignore' });
     } catch {
       context.skip(); // needs root (mount); the reason is in the test name
     }
@@ -196,7 +231,7 @@ describe('disk spool', () => {
   it('a read-only directory fails to open with the cause, for the sink to report', async (context) => {
     const dir = tempDir();
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k,mode=700', 'tmpfs', dir], { stdio: 'ignore' });
     } catch {
       context.skip();
     }
@@ -207,9 +242,17 @@ describe('disk spool', () => {
     const exposed: Record<string, number> = {};
     for (const fsync of ['per-batch', 'interval', 'never'] as const) {
       const dir = tempDir();
-      const spool = await openDiskSpool(options(dir, { fsync, fsyncIntervalMs: 60_000 }), hooks().h);
+      // The moment the batch holding the 100th record is done (written, and fsync'd if the policy says so);
+      // not a sleep, which a busy machine outlasted.
+      let allWritten!: () => void;
+      const written = new Promise<void>((resolve) => {
+        allWritten = resolve;
+      });
+      let spool: Spool | undefined;
+      const h = { ...hooks().h, written: () => (spool?.stats().written === 100 ? allWritten() : undefined) };
+      spool = await openDiskSpool(options(dir, { fsync, fsyncIntervalMs: 60_000 }), h);
       await fill(spool, 100);
-      await new Promise((done) => setTimeout(done, 50));
+      await written;
       const stats = spool.stats();
       expect(stats.written).toBe(100);
       exposed[fsync] = stats.written - stats.synced;

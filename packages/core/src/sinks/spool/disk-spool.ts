@@ -6,21 +6,23 @@
  * Every file operation (write, fsync, truncate, close, delete) runs in one serial loop ({@link DiskSpool}
  * `#run`): a handle is never closed while another operation uses it, and two writes never interleave.
  */
-import { mkdir, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
+import { FILE_MODE, LEDGER_FLAGS, prepareDirectory, SEGMENT_FLAGS } from './directory.js';
 import {
   ACK_MAGIC,
   encodeLedger,
   encodeRecord,
   NOT_SENT_MAGIC,
   parseRecords,
+  RECORD_OVERHEAD,
   SENDING_MAGIC,
 } from './format.js';
 import { lockDirectory } from './lock.js';
-import { recoverDirectory, removeSegment } from './recover.js';
-import { errorCode, ID_SPAN, newSegment, readAt, type Segment, writeAll } from './segment.js';
+import { recoverDirectory, removeSegment, reportReadBackDamage } from './recover.js';
+import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
   ResolvedSpoolOptions,
@@ -47,7 +49,7 @@ interface PendingRecord {
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
 export async function openDiskSpool(options: ResolvedSpoolOptions, hooks: SpoolHooks): Promise<Spool> {
   const dir = resolve(options.dir);
-  await mkdir(dir, { recursive: true });
+  await prepareDirectory(dir);
   const unlock = await lockDirectory(dir);
   try {
     const spool = new DiskSpool(dir, options, hooks, unlock);
@@ -69,6 +71,8 @@ class DiskSpool implements Spool {
   #segments: Segment[] = [];
   #active: Segment | undefined;
   #lastNo = 0;
+  /** See {@link idSpan}. */
+  #idSpan: number;
   #bytes = 0;
   #state: 'ok' | 'full' | 'failed' = 'ok';
   #failedAt = 0;
@@ -97,6 +101,7 @@ class DiskSpool implements Spool {
     this.#options = options;
     this.#hooks = hooks;
     this.#unlock = unlock;
+    this.#idSpan = idSpan(options.segmentBytes, 0);
     if (options.fsync === 'interval') {
       this.#timer = setInterval(() => {
         if (this.#dirty.size === 0) return;
@@ -112,6 +117,7 @@ class DiskSpool implements Spool {
     this.#segments = found.segments;
     this.#lastNo = found.lastNo;
     this.#bytes = found.bytes;
+    this.#idSpan = idSpan(this.#options.segmentBytes, found.maxIndex);
     this.recovered = found.unsettled;
     this.backlog = found.unsettled;
     const first = this.#segments[0];
@@ -125,7 +131,7 @@ class DiskSpool implements Spool {
       this.#state = 'ok';
     }
     let segment = this.#active;
-    const size = Buffer.byteLength(json, 'utf8') + 25;
+    const size = Buffer.byteLength(json, 'utf8') + RECORD_OVERHEAD;
     if (this.#bytes + size > this.#options.maxBytes) {
       if (this.#state !== 'full') {
         this.#state = 'full';
@@ -166,7 +172,7 @@ class DiskSpool implements Spool {
     this.#appended += 1;
     this.#pending.push({ segment, buffer, seq, spilled, endpoint, json });
     this.#kick();
-    return segment.no * ID_SPAN + index;
+    return segment.no * this.#idSpan + index;
   }
 
   async read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
@@ -218,7 +224,7 @@ class DiskSpool implements Spool {
           break;
         }
         out.push({
-          id: segment.no * ID_SPAN + record.index,
+          id: segment.no * this.#idSpan + record.index,
           seq: segment.own ? record.seq : 0,
           endpoint: record.endpoint,
           json: record.json,
@@ -228,6 +234,9 @@ class DiskSpool implements Spool {
         bytes += size;
         this.backlog -= 1;
       }
+      reportReadBackDamage(segment, cursor.offset, parsed.damage, consumed, (error) =>
+        this.#hooks.report(error),
+      );
       cursor.offset += consumed;
       if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
     }
@@ -284,10 +293,10 @@ class DiskSpool implements Spool {
   #ledger(magic: number, ids: readonly number[]): Promise<void> {
     const bySegment = new Map<number, number[]>();
     for (const id of ids) {
-      const no = Math.floor(id / ID_SPAN);
+      const no = Math.floor(id / this.#idSpan);
       const list = bySegment.get(no) ?? [];
       bySegment.set(no, list);
-      list.push(id % ID_SPAN);
+      list.push(id % this.#idSpan);
     }
     const waits: Promise<void>[] = [];
     if (this.#finished) return Promise.resolve();
@@ -357,7 +366,7 @@ class DiskSpool implements Spool {
         while (end < batch.length && (batch[end] as PendingRecord).segment === segment) end += 1;
         const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
-        segment.file ??= await open(segment.path, 'a+');
+        segment.file ??= await open(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;
         touched.add(segment);
@@ -371,7 +380,7 @@ class DiskSpool implements Spool {
         segment.pendingLedger = [];
         if (segment.ledgerMustSync) mustSync.push(segment);
         segment.ledgerMustSync = false;
-        segment.ledger ??= await open(segment.ledgerPath, 'a');
+        segment.ledger ??= await open(segment.ledgerPath, LEDGER_FLAGS, FILE_MODE);
         await writeAll(segment.ledger, Buffer.concat(entries));
         touched.add(segment);
       }

@@ -28,6 +28,8 @@ export const NOT_SENT_MAGIC = 0x31544e4e;
 const MAGIC_BYTES = Buffer.from([0x53, 0x50, 0x4c, 0x31]);
 const HEADER = 12;
 const BODY_FIXED = 13;
+/** Bytes of a record beyond its JSON: the smallest record is this plus a few. */
+export const RECORD_OVERHEAD = HEADER + BODY_FIXED;
 /** Larger than any message the sink accepts (1 MB) plus the fixed fields. */
 const MAX_BODY = 2 * 1024 * 1024;
 

@@ -1,6 +1,28 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+/**
+ * The spool directory's `LOCK`: one process at a time writes a spool. Node-only.
+ *
+ * A `LOCK` holds `<pid> <hostname>`. Whether it is still held is decided, in this order, by:
+ * 1. this process's registry of the locks it holds (a `Symbol.for` global slot, so that ESM and CJS copies
+ *    of the core share it): a `LOCK` naming our own PID that we do not hold was left by an earlier process
+ *    that had the same PID, as a restarted container's PID 1 does, and is stale;
+ * 2. its age: the holder touches the `LOCK` (mtime) every {@link LOCK_REFRESH_MS}; one untouched for
+ *    {@link LOCK_STALE_MS} is stale whoever wrote it, another host on a shared disk included;
+ * 3. on this host, whether the PID still runs.
+ */
+import { lstat, readFile, realpath, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { READ_FLAGS } from './directory.js';
+
+/** How often the holder touches its `LOCK` to show that it is alive. */
+export const LOCK_REFRESH_MS = 10_000;
+
+/**
+ * A `LOCK` untouched for this long is stale and taken over, even one written on another host. Six refresh
+ * periods, so that a holder whose event loop is busy for a while does not lose its lock. Hosts sharing a
+ * spool directory need clocks within a few seconds of each other (the age is `now - mtime`).
+ */
+export const LOCK_STALE_MS = 60_000;
 
 /** Another live process holds the spool directory. */
 export class SpoolLockedError extends Error {
@@ -8,9 +30,26 @@ export class SpoolLockedError extends Error {
   constructor(
     readonly dir: string,
     readonly pid: number,
+    readonly host?: string,
+    ageMs?: number,
   ) {
-    super(`spool directory ${dir} is in use by process ${pid}`);
+    super(
+      `spool directory ${dir} is in use by process ${pid}` +
+        (host === undefined
+          ? ''
+          : ` on host ${host} (its LOCK was refreshed ${Math.round((ageMs ?? 0) / 1000)} s ago; it is taken over ` +
+            `once it goes ${LOCK_STALE_MS / 1000} s without a refresh)`),
+    );
   }
+}
+
+const HELD = Symbol.for('@idstitch/core:spool-locks');
+
+/** Real paths of the `LOCK`s this process holds, shared by every copy of the core it loaded. */
+function held(): Set<string> {
+  const slots = globalThis as { [HELD]?: Set<string> };
+  slots[HELD] ??= new Set<string>();
+  return slots[HELD];
 }
 
 function alive(pid: number): boolean {
@@ -23,36 +62,85 @@ function alive(pid: number): boolean {
   }
 }
 
+interface Holder {
+  pid: number;
+  host: string | undefined;
+  ageMs: number;
+}
+
+/** Who the `LOCK` names and how long ago it was touched; `undefined` when it is gone meanwhile. */
+async function readHolder(path: string): Promise<Holder | undefined> {
+  try {
+    const text = await readFile(path, { encoding: 'utf8', flag: READ_FLAGS });
+    const { mtimeMs } = await lstat(path);
+    const [pidText, host] = text.trim().split(' ');
+    return { pid: Number(pidText), host: host || undefined, ageMs: Date.now() - mtimeMs };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Whether `holder` may still be writing the spool (see the module comment for the order of the rules). */
+function live(holder: Holder): boolean {
+  const { pid, host, ageMs } = holder;
+  // Empty or garbled: the creator crashed between creating the file and writing it.
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (ageMs > LOCK_STALE_MS) return false;
+  // Another machine on a shared disk: its PID cannot be checked from here; its refreshes can.
+  if (host !== undefined && host !== hostname()) return true;
+  // Ours, but not in our registry: an earlier process with our PID (a restarted container's PID 1).
+  if (pid === process.pid) return false;
+  return alive(pid);
+}
+
 /**
- * Takes `<dir>/LOCK`, created exclusively with this process's PID and host. A lock left by a process
- * that no longer runs (on this host) is stale and taken over. Returns the release function.
+ * Takes `<dir>/LOCK`, created exclusively (mode 600) with this process's PID and host, and keeps it fresh
+ * while held (an unref'd timer). A stale lock is taken over. Returns the release function.
+ * @throws SpoolLockedError while another live process (or this one) holds the directory.
  */
 export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'LOCK');
+  // The real path: two spellings of one directory (a symlink) must not both count as free.
+  const key = join(await realpath(dir), 'LOCK');
+  const locks = held();
+  if (locks.has(key)) throw new SpoolLockedError(dir, process.pid);
+  // Reserved before the first await on the file: a second open of this directory by this process, even one
+  // started in the same tick, finds it in the registry instead of taking a LOCK naming our PID for stale.
+  locks.add(key);
   const mine = `${process.pid} ${hostname()}\n`;
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    try {
-      await writeFile(path, mine, { flag: 'wx' });
+  try {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      try {
+        // `wx` is O_CREAT | O_EXCL: it never follows a symlink planted at the path.
+        await writeFile(path, mine, { flag: 'wx', mode: 0o600 });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const holder = await readHolder(path);
+        if (holder !== undefined && live(holder)) {
+          const foreign = holder.host !== undefined && holder.host !== hostname();
+          throw new SpoolLockedError(dir, holder.pid, foreign ? holder.host : undefined, holder.ageMs);
+        }
+        await rm(path, { force: true });
+        continue;
+      }
+      const timer = setInterval(() => {
+        const now = new Date();
+        utimes(path, now, now).catch(() => {});
+      }, LOCK_REFRESH_MS);
+      timer.unref();
       return async () => {
+        clearInterval(timer);
         // Only remove it while it is still ours.
-        const text = await readFile(path, 'utf8').catch(() => '');
+        const text = await readFile(path, { encoding: 'utf8', flag: READ_FLAGS }).catch(() => '');
         if (text === mine) await rm(path, { force: true });
+        locks.delete(key);
       };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const text = await readFile(path, 'utf8').catch(() => '');
-    const [pidText, host] = text.trim().split(' ');
-    const pid = Number(pidText);
-    if (Number.isInteger(pid) && pid > 0 && (host === undefined || host === hostname()) && alive(pid)) {
-      throw new SpoolLockedError(dir, pid);
-    }
-    if (Number.isInteger(pid) && pid > 0 && host !== undefined && host !== hostname()) {
-      // Another machine on a shared disk: its PID cannot be checked from here.
-      throw new SpoolLockedError(dir, pid);
-    }
-    // Stale: the process is gone (or the file is empty from a crash during creation).
-    await rm(path, { force: true });
+  } catch (error) {
+    locks.delete(key);
+    throw error;
   }
+  locks.delete(key);
   throw new Error(`could not take the lock ${path}`);
 }

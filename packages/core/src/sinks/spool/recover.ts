@@ -5,7 +5,8 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IdstitchError } from '../../errors.js';
-import { parseLedger, parseRecords } from './format.js';
+import { READ_FLAGS } from './directory.js';
+import { type Damage, parseLedger, parseRecords } from './format.js';
 import { newSegment, type Segment } from './segment.js';
 
 export interface Recovered {
@@ -16,6 +17,8 @@ export interface Recovered {
   /** Highest segment number seen (new segments are numbered after it). */
   lastNo: number;
   bytes: number;
+  /** Highest record index in them (sizes the spool IDs). */
+  maxIndex: number;
 }
 
 /** Reads every segment a previous process left: counts what is unsettled, reports damage, removes the settled. */
@@ -28,12 +31,12 @@ export async function recoverDirectory(
     .filter((name) => /^\d{10}\.seg$/.test(name))
     .map((name) => Number(name.slice(0, 10)))
     .sort((a, b) => a - b);
-  const out: Recovered = { segments: [], unsettled: 0, lastNo: 0, bytes: 0 };
+  const out: Recovered = { segments: [], unsettled: 0, lastNo: 0, bytes: 0, maxIndex: 0 };
   for (const no of numbers) {
     out.lastNo = Math.max(out.lastNo, no);
     const segment = newSegment(dir, no, false);
-    const buffer = await readFile(segment.path);
-    const ledger = await readFile(segment.ledgerPath).catch(() => Buffer.alloc(0));
+    const buffer = await readFile(segment.path, { flag: READ_FLAGS });
+    const ledger = await readFile(segment.ledgerPath, { flag: READ_FLAGS }).catch(() => Buffer.alloc(0));
     const { acked, sending, damaged } = parseLedger(ledger);
     const { records, damage } = parseRecords(buffer, 0, true);
     for (const hurt of damage) {
@@ -69,11 +72,13 @@ export async function recoverDirectory(
     segment.written = buffer.length;
     segment.records = records.length;
     segment.settled = records.length - unsettled;
+    segment.knownDamage = new Set(damage.map((hurt) => hurt.offset));
     segment.acked = acked;
     segment.sending = sending;
     out.segments.push(segment);
     out.bytes += buffer.length;
     out.unsettled += unsettled;
+    for (const record of records) out.maxIndex = Math.max(out.maxIndex, record.index);
   }
   // Ledgers whose segment is gone.
   for (const name of names) {
@@ -87,4 +92,30 @@ export async function recoverDirectory(
 export async function removeSegment(segment: Segment): Promise<void> {
   await rm(segment.path, { force: true }).catch(() => {});
   await rm(segment.ledgerPath, { force: true }).catch(() => {});
+}
+
+/**
+ * Damage found while reading a segment back (bytes changed on disk after they were written): reported, not
+ * skipped in silence, and once: not what lies past where the read stops (`consumed`, read again next time),
+ * nor what was reported when the spool was opened. `base` is the file offset the parsed chunk starts at.
+ */
+export function reportReadBackDamage(
+  segment: Segment,
+  base: number,
+  damage: readonly Damage[],
+  consumed: number,
+  report: (error: IdstitchError) => void,
+): void {
+  for (const hurt of damage) {
+    const offset = base + hurt.offset;
+    if (hurt.offset >= consumed || segment.knownDamage?.has(offset)) continue;
+    report(
+      new IdstitchError(
+        'spool_corrupt',
+        `spool segment ${segment.path} has ${hurt.bytes} damaged bytes at offset ${offset}, found while reading ` +
+          'it back (checksum mismatch); the records they held cannot be delivered, the rest are',
+        { details: { path: segment.path, offset, bytes: hurt.bytes } },
+      ),
+    );
+  }
 }

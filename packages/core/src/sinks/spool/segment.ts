@@ -3,9 +3,19 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { READ_FLAGS } from './directory.js';
+import { RECORD_OVERHEAD } from './format.js';
 
-/** A spool ID is `segment number × ID_SPAN + index of the record in its segment`. */
-export const ID_SPAN = 2 ** 32;
+/**
+ * A spool ID is `segment number × span + index of the record in its segment`, an exact integer while it is
+ * under 2^53. The span is the most records a segment can hold (every record takes at least
+ * `RECORD_OVERHEAD` bytes), or more if a previous process's segment holds more, not a fixed 2^32: with that,
+ * IDs stopped being exact past segment 2^21, which a long-lived process reaches (8 GiB of 4 KiB segments),
+ * and acknowledgements settled the wrong records.
+ */
+export function idSpan(segmentBytes: number, maxRecoveredIndex: number): number {
+  return Math.max(Math.floor(segmentBytes / RECORD_OVERHEAD) + 2, maxRecoveredIndex + 1);
+}
 
 export interface Segment {
   readonly no: number;
@@ -24,6 +34,8 @@ export interface Segment {
   nextIndex: number;
   /** No more appends. */
   sealed: boolean;
+  /** Of a previous process's segment: offsets of the damage found (and reported) at open. */
+  knownDamage: Set<number> | undefined;
   /** Of a previous process's segment: settled and being-sent indexes from its ledger. */
   acked: Set<number> | undefined;
   sending: Set<number> | undefined;
@@ -53,6 +65,7 @@ export function newSegment(dir: string, no: number, own: boolean): Segment {
     settled: 0,
     nextIndex: 0,
     sealed: !own,
+    knownDamage: undefined,
     acked: undefined,
     sending: undefined,
     pendingLedger: [],
@@ -83,7 +96,7 @@ export function errorCode(error: unknown): string {
  */
 export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
-  const handle = await open(path, 'r');
+  const handle = await open(path, READ_FLAGS);
   try {
     let done = 0;
     while (done < length) {
