@@ -1,13 +1,14 @@
 /**
- * Instructions per request, counted by callgrind (user space, every thread of the process: V8's, libuv's gzip
- * workers). Each case runs once per round in a process of its own under `valgrind --tool=callgrind`; the process
- * drives itself (target.ts) and callgrind dumps at its phase boundaries, so the figure is (instructions of 2n
- * units − instructions of n units) / n: start-up, warm-up and any fixed cost per phase cancel out. Hardware
+ * Instructions per request, counted by callgrind (user space): the main thread and the one libuv pool thread
+ * (gzip), not V8's background threads (callgrind.ts says why). Cases run in a few processes under
+ * `valgrind --tool=callgrind`, one after the other; each process drives itself (target.ts) and callgrind dumps at
+ * its phase boundaries, so the figure of a case is the median over its pairs of (instructions of 2n units −
+ * instructions of n units) / n (pairs.ts): start-up, warm-up and any fixed cost per phase cancel out. Hardware
  * counters (`perf stat -e instructions`) are not used: they are missing in most VMs and CI runners, and they
  * would count the load generator's and the kernel's work differently on each machine.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,9 +16,11 @@ import type { BenchConfig } from '../config.js';
 import { Ingest } from '../ingest/client.js';
 import { DIST } from '../lib/child.js';
 import { log } from '../lib/log.js';
-import { type Summary, summarize } from '../lib/stats.js';
+import { median, type Summary, summarize } from '../lib/stats.js';
 import type { Framework } from '../overhead/variants.js';
+import { readCallgrindDumps, threadPhases } from './callgrind.js';
 import { FLOOR_PARTS, FLOOR_SUM, type FloorPart } from './floor.js';
+import { pairCounts, phasesPerCase, splitCases } from './pairs.js';
 import { VISITORS, type Visitor } from './visitors.js';
 
 /** One measured process: an app with a visitor kind, a part of the floor, or the loopback client alone. */
@@ -29,10 +32,14 @@ export type InstructionCase =
 export interface InstructionRun {
   key: string;
   round: number;
-  /** Instructions per unit (request, or one floor part). */
+  /** Instructions per unit (request, or one floor part): the median of {@link pairs}. */
   perUnit: number;
-  /** Instructions of the n-unit and 2n-unit phases, and of start-up + warm-up, as counted. */
-  phases: [number, number, number];
+  /** Instructions per unit of each n/2n pair, main + pool thread. */
+  pairs: number[];
+  /** The pool thread's share of each pair (gzip, the phase marks' statfs). */
+  poolPairs: number[];
+  /** Instructions of each phase (warm-up with start-up, then n, 2n, n, 2n …), main + pool thread. */
+  phases: number[];
   report: Record<string, unknown>;
   seconds: number;
 }
@@ -47,12 +54,18 @@ export interface InstructionResult {
   tool: string;
   warmup: number;
   n: number;
+  /** n/2n pairs per case and round. */
+  pairs: number;
+  /** Node's flags under callgrind. */
+  nodeFlags: string[];
   rounds: number;
   seconds: number;
   runs: InstructionRun[];
   rows: InstructionRow[];
   /** Sum of the floor parts ({@link FLOOR_SUM}), median. */
   floor: number;
+  /** When and on which commit it was counted (filled in by the runner). */
+  measured?: { date: string; commit: string | undefined; dirty: string[] | undefined };
   /** Why the scenario did not run (no valgrind), when it did not. */
   skipped?: string;
 }
@@ -96,11 +109,12 @@ function valgrindVersion(): string | undefined {
   }
 }
 
-function totals(file: string): number {
-  const match = /^totals:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
-  if (!match) throw new Error(`no totals in ${file}`);
-  return Number(match[1]);
-}
+/**
+ * Node's flags under callgrind. `--single-threaded-gc`: the GC's work on the main thread, where it is counted,
+ * instead of helper threads whose share of it would vary with scheduling. `--no-liftoff`: WebAssembly (fetch's
+ * llhttp) compiled once by TurboFan, not by Liftoff and then again on a tier-up whose timing varies.
+ */
+export const NODE_FLAGS = ['--expose-gc', '--single-threaded-gc', '--no-liftoff'];
 
 function caseArgs(c: InstructionCase, ingestPort: number): string[] {
   if (c.kind === 'app') return ['app', c.framework, c.variant, c.visitor, String(ingestPort)];
@@ -114,6 +128,7 @@ async function measureGroup(
   round: number,
   warmup: number,
   n: number,
+  pairs: number,
   ingestPort: number,
 ): Promise<InstructionRun[]> {
   const dir = mkdtempSync(join(os.tmpdir(), 'idstitch-callgrind-'));
@@ -131,20 +146,25 @@ async function measureGroup(
         'valgrind',
         [
           '--tool=callgrind',
+          // One file per dump and thread; the main thread is cut at getpriority, the pool thread at statfs.
+          '--separate-threads=yes',
           '--dump-before=getpriority',
+          '--dump-before=statfs*',
           `--callgrind-out-file=${out}`,
           '--dump-line=no',
           '--compress-strings=yes',
           process.execPath,
-          '--expose-gc',
+          ...NODE_FLAGS,
           join(DIST, 'instructions', 'target.js'),
           String(warmup),
           String(n),
+          String(pairs),
           ...args,
         ],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, NODE_ENV: 'production', BENCH_INSTRUCTIONS: '1' },
+          // One pool thread: gzip and the phase marks' statfs run on it, and it is the one counted beside main.
+          env: { ...process.env, NODE_ENV: 'production', BENCH_INSTRUCTIONS: '1', UV_THREADPOOL_SIZE: '1' },
         },
       );
       let stdout = '';
@@ -156,33 +176,38 @@ async function measureGroup(
       child.on('error', reject);
       child.on('exit', (exitCode) => resolve({ code: exitCode, stdout, stderr }));
     });
-    const dumps = readdirSync(dir).filter((name) => /^callgrind\.out\.\d+$/.test(name)).length;
     const label = cases.map(caseKey).join(' + ');
-    if (code !== 0 || dumps !== 3 * cases.length) {
+    const tail = stderr.split('\n').slice(-15).join('\n');
+    if (code !== 0) throw new Error(`${label}: exit code ${code}\n${tail}`);
+    let byCase: number[][];
+    let poolByCase: number[][];
+    try {
+      const threads = threadPhases(readCallgrindDumps(dir));
+      byCase = splitCases(threads.phases, cases.length, pairs);
+      poolByCase = splitCases(threads.poolPhases, cases.length, pairs);
+    } catch (error) {
       throw new Error(
-        `${label}: exit code ${code}, ${dumps} phase dumps (expected ${3 * cases.length})\n${stderr.split('\n').slice(-15).join('\n')}`,
+        `${label}: ${error instanceof Error ? error.message : String(error)} (expected ${phasesPerCase(pairs)} phases per case)\n${tail}`,
       );
     }
     const line = stdout.split('\n').find((text) => text.startsWith('{"type":"report"'));
     const reports = line ? (JSON.parse(line) as { reports: Array<Record<string, unknown>> }).reports : [];
     const seconds = (performance.now() - started) / 1000;
+    const requests = warmup + 3 * n * pairs;
     return cases.map((c, index) => {
-      const [startup, single, double] = [1, 2, 3].map((part) => totals(`${out}.${3 * index + part}`)) as [
-        number,
-        number,
-        number,
-      ];
+      const phases = byCase[index] as number[];
       const report = reports[index] ?? {};
-      if (c.kind === 'app' && (report.non200 !== 0 || report.requests !== warmup + 3 * n)) {
-        throw new Error(
-          `${caseKey(c)}: ${JSON.stringify(report)}: expected ${warmup + 3 * n} answers of 200`,
-        );
+      if (c.kind === 'app' && (report.non200 !== 0 || report.requests !== requests)) {
+        throw new Error(`${caseKey(c)}: ${JSON.stringify(report)}: expected ${requests} answers of 200`);
       }
+      const counts = pairCounts(phases, n, pairs);
       return {
         key: caseKey(c),
         round,
-        perUnit: (double - single) / n,
-        phases: [single, double, startup],
+        perUnit: median(counts),
+        pairs: counts,
+        poolPairs: pairCounts(poolByCase[index] as number[], n, pairs),
+        phases,
         report,
         seconds,
       };
@@ -210,9 +235,19 @@ export async function runInstructions(
   config: BenchConfig,
   frameworks: readonly Framework[],
 ): Promise<InstructionResult> {
-  const { rounds, warmup, n } = config.instructions;
+  const { rounds, warmup, n, pairs } = config.instructions;
   const tool = valgrindVersion();
-  const empty = { warmup, n, rounds, seconds: 0, runs: [], rows: [], floor: Number.NaN };
+  const empty = {
+    warmup,
+    n,
+    pairs,
+    nodeFlags: NODE_FLAGS,
+    rounds,
+    seconds: 0,
+    runs: [],
+    rows: [],
+    floor: Number.NaN,
+  };
   if (!tool)
     throw new Error(
       'valgrind is not installed: the instruction counts need callgrind (apt-get install valgrind)',
@@ -230,10 +265,10 @@ export async function runInstructions(
         const group = cases.filter((_c, index) => index % processes === p);
         if (group.length === 0) continue;
         jobs.push(async () => {
-          const runs = await measureGroup(group, round, warmup, n, ingest.port);
+          const runs = await measureGroup(group, round, warmup, n, pairs, ingest.port);
           for (const run of runs) {
             log(
-              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (process ${run.seconds.toFixed(0)} s)`,
+              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (pairs ${run.pairs.map(Math.round).join(', ')}; process ${run.seconds.toFixed(0)} s)`,
             );
           }
           return runs;
