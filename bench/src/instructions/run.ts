@@ -113,8 +113,17 @@ function valgrindVersion(): string | undefined {
  * Node's flags under callgrind. `--single-threaded-gc`: the GC's work on the main thread, where it is counted,
  * instead of helper threads whose share of it would vary with scheduling. `--no-liftoff`: WebAssembly (fetch's
  * llhttp) compiled once by TurboFan, not by Liftoff and then again on a tier-up whose timing varies.
+ * `--predictable-gc-schedule`: a fixed heap growing factor and no memory reducer, whose timers and allocation-rate
+ * estimates otherwise move GCs in or out of a phase with the wall clock (callgrind runs 50× slower on a busy
+ * machine). TurboFan stays concurrent: compiling on the main thread (`--no-concurrent-recompilation`) raised the
+ * count and its spread.
  */
-export const NODE_FLAGS = ['--expose-gc', '--single-threaded-gc', '--no-liftoff'];
+export const NODE_FLAGS = [
+  '--expose-gc',
+  '--single-threaded-gc',
+  '--no-liftoff',
+  '--predictable-gc-schedule',
+];
 
 function caseArgs(c: InstructionCase, ingestPort: number): string[] {
   if (c.kind === 'app') return ['app', c.framework, c.variant, c.visitor, String(ingestPort)];
