@@ -1,6 +1,10 @@
 /**
  * `pnpm bench [--quick] [--rounds N] [--only instructions,overhead,delivery,stall,micro] [--frameworks express,koa,nest]
- * [--no-profile] [--note "text"]`
+ * [--no-profile] [--note "text"] [--instruction-rounds N] [--report-only]`
+ *
+ * `--only instructions` into bench/ replaces section 0 and the instruction targets of the RESULTS.md and
+ * results.json there and keeps the rest (instructions/splice.ts); `--report-only` does that from the instruction
+ * counts already in results.json, without measuring anything.
  *
  * Runs every scenario, each SDK or server in a process of its own, and writes RESULTS.md and results.json:
  * the full run into bench/, `--quick` into bench/results/quick/ (CI: it must complete and write results; it
@@ -47,6 +51,8 @@ const { values } = parseArgs({
     note: { type: 'string', multiple: true },
     out: { type: 'string' },
     'instruction-rounds': { type: 'string' },
+    /** Re-render section 0 and the instruction targets from the instruction counts in results.json; run nothing. */
+    'report-only': { type: 'boolean', default: false },
   },
   allowPositionals: false,
 });
@@ -59,8 +65,11 @@ const config: BenchConfig = configFor(values.quick === true, {
 });
 if (values['no-profile']) config.profile = false;
 // The quick run (CI) counts instructions only: a few seconds of req/s on a shared runner mean nothing.
+const reportOnly = values['report-only'] === true;
 const only = new Set(
-  (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS)) as Scenario[],
+  (reportOnly
+    ? ['instructions']
+    : (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS))) as Scenario[],
 );
 const frameworks = (values.frameworks?.split(',') ?? FRAMEWORKS) as Framework[];
 /** Delivery scenario only: a subset of the SDKs (e.g. `--peers idstitch,mixpanel-import-batch` while profiling). */
@@ -102,8 +111,11 @@ async function scenario<T>(name: Scenario, run: () => Promise<T>): Promise<T | u
 }
 
 log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir}`);
-results.instructions = await scenario('instructions', () => runInstructions(config, frameworks));
-if (results.instructions) {
+results.instructions = reportOnly
+  ? (JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Pick<BenchResults, 'instructions'>)
+      .instructions
+  : await scenario('instructions', () => runInstructions(config, frameworks));
+if (results.instructions && !reportOnly) {
   const { date, commit, dirty } = results.machine;
   results.instructions.measured = { date, commit, dirty };
 }

@@ -103,7 +103,7 @@ function roundsCell(result: InstructionResult, key: string): string {
 const VARIANT_NAMES: Record<string, string> = {
   bare: 'bare',
   idstitch: 'idstitch + MixpanelSink, one `track()`',
-  handwritten: 'hand-written: cookie-parser + uuid + `mixpanel.track`',
+  handwritten: 'hand-written: device cookie (cookie-parser or `ctx.cookies`) + uuid + `mixpanel.track`',
   posthog: 'hand-written cookie + posthog-node `capture()`',
   segment: 'hand-written cookie + @segment/analytics-node `track()`',
 };
