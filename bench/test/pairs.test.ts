@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { pairCounts, perUnit, phasesPerCase, splitCases } from '../src/instructions/pairs.js';
+import {
+  FLOOR_SCALE,
+  pairCounts,
+  perUnit,
+  phasesPerCase,
+  splitCases,
+  unitsPerPhase,
+} from '../src/instructions/pairs.js';
 import { median } from '../src/lib/stats.js';
 
 describe('n/2n pairs', () => {
@@ -25,6 +32,13 @@ describe('n/2n pairs', () => {
     const two = [...phases, 1, 2, 4, 2, 4, 2, 4];
     expect(splitCases(two, 2, 3)).toEqual([phases, [1, 2, 4, 2, 4, 2, 4]]);
     expect(() => splitCases(two, 3, 3)).toThrow(/14 phases for 3 cases/);
+  });
+
+  it('gives the floor parts phases ten times longer than requests', () => {
+    expect(unitsPerPhase('app', 200)).toBe(200);
+    expect(unitsPerPhase('client', 200)).toBe(200);
+    expect(unitsPerPhase('floor', 200)).toBe(200 * FLOOR_SCALE);
+    expect(FLOOR_SCALE).toBe(10);
   });
 
   it('median of an even count is the mean of the middle two', () => {

@@ -7,6 +7,18 @@
  */
 import { median } from '../lib/stats.js';
 
+/**
+ * A floor part costs 10–50k instructions, a request about a million: its phases are 10 times longer, so that the
+ * jitter of what a phase costs regardless of its length (a few million instructions: the full GC, the boundary)
+ * weighs on the floor's figures no more than on a request's.
+ */
+export const FLOOR_SCALE = 10;
+
+/** Units in the n phase of a case: n requests, or n × {@link FLOOR_SCALE} units of a floor part. */
+export function unitsPerPhase(kind: string, n: number): number {
+  return kind === 'floor' ? n * FLOOR_SCALE : n;
+}
+
 /** How many phases a case's dumps hold: the warm-up, then two per pair. */
 export function phasesPerCase(pairs: number): number {
   return 1 + 2 * pairs;

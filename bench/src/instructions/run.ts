@@ -20,7 +20,7 @@ import { median, type Summary, summarize } from '../lib/stats.js';
 import type { Framework } from '../overhead/variants.js';
 import { readCallgrindDumps, threadPhases } from './callgrind.js';
 import { FLOOR_PARTS, FLOOR_SUM, type FloorPart } from './floor.js';
-import { pairCounts, phasesPerCase, splitCases } from './pairs.js';
+import { pairCounts, phasesPerCase, splitCases, unitsPerPhase } from './pairs.js';
 import { VISITORS, type Visitor } from './visitors.js';
 
 /** One measured process: an app with a visitor kind, a part of the floor, or the loopback client alone. */
@@ -76,11 +76,16 @@ export function caseKey(c: InstructionCase): string {
   return 'client';
 }
 
-/** The cases of a run, in table order. The quick run keeps every framework and both visitor kinds. */
+/**
+ * The cases of a run, in table order. The quick run keeps issue 12's frameworks (Express, Koa, Nest) with both
+ * visitor kinds, and the hand-written recipe on Express: with the full run's phases (2 000 warm-up requests, 3
+ * pairs), each app case costs about a minute of callgrind on an idle core.
+ */
 export function instructionCases(frameworks: readonly Framework[], quick: boolean): InstructionCase[] {
   const cases: InstructionCase[] = [{ kind: 'client' }];
   for (const part of FLOOR_PARTS) cases.push({ kind: 'floor', part });
   for (const framework of frameworks) {
+    if (quick && framework === 'fastify') continue;
     const peers =
       framework === 'express'
         ? ['handwritten', 'posthog', 'segment']
@@ -209,13 +214,14 @@ async function measureGroup(
       if (c.kind === 'app' && (report.non200 !== 0 || report.requests !== requests)) {
         throw new Error(`${caseKey(c)}: ${JSON.stringify(report)}: expected ${requests} answers of 200`);
       }
-      const counts = pairCounts(phases, n, pairs);
+      const units = unitsPerPhase(c.kind, n);
+      const counts = pairCounts(phases, units, pairs);
       return {
         key: caseKey(c),
         round,
         perUnit: median(counts),
         pairs: counts,
-        poolPairs: pairCounts(poolByCase[index] as number[], n, pairs),
+        poolPairs: pairCounts(poolByCase[index] as number[], units, pairs),
         phases,
         report,
         seconds,

@@ -19,6 +19,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type FloorPart, floorChecksum, floorWork } from './floor.js';
 import { LoopbackClient } from './loopback.js';
+import { unitsPerPhase } from './pairs.js';
 import { type Visitor, visitorRequestHeaders } from './visitors.js';
 
 /**
@@ -113,12 +114,13 @@ async function measureOne(
         ? await clientWork()
         : floorUnits(rest[0] as FloorPart);
   let started = performance.now();
-  const counts = [warmup, ...Array.from({ length: pairs }, () => [n, 2 * n]).flat()];
+  const units = unitsPerPhase(kind as string, n);
+  const counts = [warmup, ...Array.from({ length: pairs }, () => [units, 2 * units]).flat()];
   for (const [phase, count] of counts.entries()) {
     // The warm-up flushes every n units: each measured phase ends with one flush (gzip, fetch), whose code would
     // otherwise have run once or twice before the first of them. A measured phase flushes once, at its end, so
     // that what a flush costs cancels out of the pair.
-    const chunk = phase === 0 ? n : count;
+    const chunk = phase === 0 ? units : count;
     for (let done = 0; done < count; done += chunk) {
       await work.run(Math.min(chunk, count - done));
       await work.settle();
