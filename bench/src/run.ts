@@ -169,7 +169,8 @@ const mdPath = join(outDir, 'RESULTS.md');
 const splice =
   only.size === 1 &&
   results.instructions !== undefined &&
-  !config.quick &&
+  // The quick run's own folder holds nothing but instruction counts; with `--out bench` it splices too.
+  (!config.quick || values.out !== undefined) &&
   existsSync(jsonPath) &&
   existsSync(mdPath);
 if (splice && results.instructions) {
