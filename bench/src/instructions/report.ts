@@ -152,7 +152,7 @@ export function instructionTables(result: InstructionResult): string {
     const extra = value - bare;
     const isBare = variant === 'bare';
     lines.push(
-      `| ${FRAMEWORK_LABELS[framework]} | ${VARIANT_NAMES[variant] ?? variant} | ${isBare ? 'any' : visitor} | ${roundsCell(result, row.key)} | ${pairSpread(result, row.key)} | ${fmt(ratio(value, bare), 2)} | ${isBare ? '' : k(extra)} | ${isBare ? '' : fmt(extra / result.floor, 1)} | ${k(poolShare(result, row.key))} |`,
+      `| ${FRAMEWORK_LABELS[framework]} | ${VARIANT_NAMES[variant] ?? variant} | ${isBare ? 'any' : visitor} | ${roundsCell(result, row.key)} | ${pairSpread(result, row.key)} | ${fmt(ratio(value, bare), 2)} | ${isBare ? '' : k(extra)} | ${isBare ? '' : fmt(extra / result.floor, 1)} | ${fmt(Math.max(0, poolShare(result, row.key)) / 1000, 1)}k |`,
     );
   }
   return lines.join('\n');
