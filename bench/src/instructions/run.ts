@@ -270,7 +270,8 @@ export async function runInstructions(
     );
   const started = performance.now();
   const cases = instructionCases(frameworks, config.quick);
-  const ingest = await Ingest.start({ lean: true });
+  // Idle connections kept for 10 minutes: one connection per SDK for the whole process (ingest/server.ts says why).
+  const ingest = await Ingest.start({ lean: true, keepAliveMs: 600_000 });
   try {
     // callgrind runs a process on one thread at a time: one process per core. Each app case runs in a process of
     // its own: after other cases in the same process, Express's idstitch case gave pairs of 1 072k–1 153k
