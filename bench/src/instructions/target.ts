@@ -127,7 +127,7 @@ async function measureOne(
     }
     collect();
     await mark();
-    // Wall time per phase, for sizing the phases (stderr: shown with BENCH_VERBOSE=1).
+    // Wall time per phase, for sizing the phases (stderr: its tail is in the runner's message when a case fails).
     process.stderr.write(`phase ${count}: ${Math.round(performance.now() - started)} ms\n`);
     started = performance.now();
   }
