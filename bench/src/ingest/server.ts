@@ -155,10 +155,9 @@ const server = tlsDir
   : http.createServer(handler);
 /**
  * `--keep-alive-ms=N` (the instruction counts: 10 minutes): how long an idle connection stays open. Under
- * callgrind a phase lasts 10–70 s of wall time; with 30 s, the server closed the SDK's idle connection in some
- * phases and not others, and the SDK's next flush then failed on the closed socket and was retried (one batch in
- * each of three runs), which made the count depend on the wall clock. Its `Keep-Alive: timeout=` header tells
- * fetch to keep the connection as long.
+ * callgrind a phase lasts 10–70 s of wall time; with 30 s, whether the server closed the SDK's idle connection
+ * during a phase (and the SDK's next flush reconnected) would depend on the wall clock. Its `Keep-Alive:
+ * timeout=` header tells fetch to keep the connection as long.
  */
 const keepAliveMs = Number(
   process.argv.find((arg) => arg.startsWith('--keep-alive-ms='))?.slice('--keep-alive-ms='.length) ?? 30_000,
