@@ -442,6 +442,25 @@ function microTable(result: MicroResult): string {
   ].join('\n');
 }
 
+/** The "Targets" section: the table and which were missed. */
+export function targetsSection(targets: Target[]): string {
+  const failed = targets.filter((target) => target.pass === false);
+  return [
+    '## Targets',
+    '',
+    targetsTable(targets),
+    '',
+    failed.length === 0
+      ? 'Every target that was measured passed.'
+      : `Missed: ${failed.map((target) => target.id).join(', ')}. Profiles of where the time goes are under [Profiles of the missed targets](#profiles-of-the-missed-targets).`,
+  ].join('\n');
+}
+
+/** Section 0, the instruction counts. */
+export function instructionsSection(result: InstructionResult): string {
+  return ['## 0. Instructions per request (callgrind)', '', instructionTables(result)].join('\n');
+}
+
 export function renderMarkdown(results: BenchResults): string {
   const { config, machine } = results;
   const failed = results.targets.filter((target) => target.pass === false);
@@ -462,13 +481,7 @@ export function renderMarkdown(results: BenchResults): string {
       `Medians over rounds, with the range (min–max) or the half-range as ±%. Method and how to read the tables: ` +
       '[bench/README.md](README.md).',
     '',
-    '## Targets',
-    '',
-    targetsTable(results.targets),
-    '',
-    failed.length === 0
-      ? 'Every target that was measured passed.'
-      : `Missed: ${failed.map((target) => target.id).join(', ')}. Profiles of where the time goes are under [Profiles of the missed targets](#profiles-of-the-missed-targets).`,
+    targetsSection(results.targets),
     '',
     '## Machine and run',
     '',
@@ -488,14 +501,7 @@ export function renderMarkdown(results: BenchResults): string {
     ...loadLines.map((line) => `  ${line}`),
     '',
   ];
-  if (results.instructions) {
-    sections.push(
-      '## 0. Instructions per request (callgrind)',
-      '',
-      instructionTables(results.instructions),
-      '',
-    );
-  }
+  if (results.instructions) sections.push(instructionsSection(results.instructions), '');
   if (results.overhead) {
     sections.push(
       '## 1. Request overhead',

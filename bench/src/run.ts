@@ -1,13 +1,17 @@
 /**
  * `pnpm bench [--quick] [--rounds N] [--only instructions,overhead,delivery,stall,micro] [--frameworks express,koa,nest]
- * [--no-profile] [--note "text"]`
+ * [--no-profile] [--note "text"] [--instruction-rounds N] [--report-only]`
+ *
+ * `--only instructions` into bench/ replaces section 0 and the instruction targets of the RESULTS.md and
+ * results.json there and keeps the rest (instructions/splice.ts); `--report-only` does that from the instruction
+ * counts already in results.json, without measuring anything.
  *
  * Runs every scenario, each SDK or server in a process of its own, and writes RESULTS.md and results.json:
  * the full run into bench/, `--quick` into bench/results/quick/ (CI: it must complete and write results; it
  * asserts no timing). Exits non-zero only when a scenario crashed or no results were written.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -15,6 +19,7 @@ import { type BenchConfig, configFor } from './config.js';
 import { PEERS, type Peer } from './delivery/peers.js';
 import { runDelivery } from './delivery/run.js';
 import { runInstructions } from './instructions/run.js';
+import { mergeTargets, replaceSection } from './instructions/splice.js';
 import { DIST, PINNING } from './lib/child.js';
 import { log } from './lib/log.js';
 import { loadSnapshot, machineInfo } from './machine.js';
@@ -22,7 +27,14 @@ import { runMicro } from './micro/run.js';
 import { runOverhead } from './overhead/run.js';
 import { FRAMEWORKS, type Framework } from './overhead/variants.js';
 import { profileDelivery, profileOverhead, profileStall } from './profiles.js';
-import { type BenchResults, computeTargets, renderMarkdown } from './report.js';
+import {
+  type BenchResults,
+  computeTargets,
+  instructionsSection,
+  renderMarkdown,
+  type Target,
+  targetsSection,
+} from './report.js';
 import { runStall } from './stall/run.js';
 
 const SCENARIOS = ['instructions', 'overhead', 'delivery', 'stall', 'micro'] as const;
@@ -38,6 +50,9 @@ const { values } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     note: { type: 'string', multiple: true },
     out: { type: 'string' },
+    'instruction-rounds': { type: 'string' },
+    /** Re-render section 0 and the instruction targets from the instruction counts in results.json; run nothing. */
+    'report-only': { type: 'boolean', default: false },
   },
   allowPositionals: false,
 });
@@ -45,11 +60,16 @@ const { values } = parseArgs({
 const BENCH = join(DIST, '..');
 const config: BenchConfig = configFor(values.quick === true, {
   rounds: values.rounds === undefined ? undefined : Number(values.rounds),
+  instructionRounds:
+    values['instruction-rounds'] === undefined ? undefined : Number(values['instruction-rounds']),
 });
 if (values['no-profile']) config.profile = false;
 // The quick run (CI) counts instructions only: a few seconds of req/s on a shared runner mean nothing.
+const reportOnly = values['report-only'] === true;
 const only = new Set(
-  (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS)) as Scenario[],
+  (reportOnly
+    ? ['instructions']
+    : (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS))) as Scenario[],
 );
 const frameworks = (values.frameworks?.split(',') ?? FRAMEWORKS) as Framework[];
 /** Delivery scenario only: a subset of the SDKs (e.g. `--peers idstitch,mixpanel-import-batch` while profiling). */
@@ -91,7 +111,14 @@ async function scenario<T>(name: Scenario, run: () => Promise<T>): Promise<T | u
 }
 
 log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir}`);
-results.instructions = await scenario('instructions', () => runInstructions(config, frameworks));
+results.instructions = reportOnly
+  ? (JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Pick<BenchResults, 'instructions'>)
+      .instructions
+  : await scenario('instructions', () => runInstructions(config, frameworks));
+if (results.instructions && !reportOnly) {
+  const { date, commit, dirty } = results.machine;
+  results.instructions.measured = { date, commit, dirty };
+}
 results.overhead = await scenario('overhead', () => runOverhead(config, frameworks));
 results.delivery = await scenario('delivery', () => runDelivery(config, peers));
 results.stall = await scenario('stall', () => runStall(config));
@@ -137,14 +164,43 @@ results.durationSeconds = (performance.now() - started) / 1000;
 mkdirSync(outDir, { recursive: true });
 const jsonPath = join(outDir, 'results.json');
 const mdPath = join(outDir, 'RESULTS.md');
-writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+// `--only instructions` into a folder that holds a previous run's results: replace the instruction counts and
+// their targets there, keep every other section as that run wrote it (instructions/splice.ts).
+const splice =
+  only.size === 1 &&
+  results.instructions !== undefined &&
+  // The quick run's own folder holds nothing but instruction counts; with `--out bench` it splices too.
+  (!config.quick || values.out !== undefined) &&
+  existsSync(jsonPath) &&
+  existsSync(mdPath);
+if (splice && results.instructions) {
+  const previous = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown> & {
+    targets?: Target[];
+  };
+  const targets = mergeTargets(previous.targets ?? [], results.targets);
+  writeFileSync(
+    jsonPath,
+    `${JSON.stringify({ ...previous, instructions: results.instructions, targets }, null, 2)}\n`,
+  );
+  let markdown = readFileSync(mdPath, 'utf8');
+  markdown = replaceSection(markdown, /^## Targets$/, targetsSection(targets), /^## Machine and run/);
+  markdown = replaceSection(
+    markdown,
+    /^## 0\. Instructions per request/,
+    instructionsSection(results.instructions),
+    /^## 1\. /,
+  );
+  writeFileSync(mdPath, markdown);
+} else {
+  writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+}
 // In the repository's own format, so that \`biome check\` (the lint step of \`pnpm test\`) accepts the committed file.
 try {
   execFileSync('pnpm', ['exec', 'biome', 'format', '--write', jsonPath], { cwd: BENCH, stdio: 'ignore' });
 } catch {
   // biome not installed: the file is still valid JSON
 }
-writeFileSync(mdPath, renderMarkdown(results));
+if (!splice) writeFileSync(mdPath, renderMarkdown(results));
 
 const wrote = [jsonPath, mdPath].every((path) => existsSync(path) && statSync(path).size > 0);
 const missing = [...only].filter((name) => !(results as unknown as Record<string, unknown>)[name]);

@@ -20,9 +20,12 @@ export class Ingest {
   ) {}
 
   /** `lean`: answer without decoding bodies (see server.ts); events are then not counted here. */
-  static async start(options: { lean?: boolean; pinned?: boolean; tlsDir?: string } = {}): Promise<Ingest> {
+  static async start(
+    options: { lean?: boolean; pinned?: boolean; tlsDir?: string; keepAliveMs?: number } = {},
+  ): Promise<Ingest> {
     const args = [
       ...(options.lean ? ['--lean'] : []),
+      ...(options.keepAliveMs === undefined ? [] : [`--keep-alive-ms=${options.keepAliveMs}`]),
       ...(options.tlsDir ? [`--tls=${options.tlsDir}`] : []),
     ];
     const child = new Child('ingest/server.js', args, [], options.pinned ? 'helper' : undefined);

@@ -1,5 +1,5 @@
 /** Targets and tables of the instruction counts (issue's targets are stated in instructions per request). */
-import { fmt, ratio } from '../lib/stats.js';
+import { fmt, ratio, summarize } from '../lib/stats.js';
 import { FRAMEWORK_LABELS, type Framework } from '../overhead/variants.js';
 import { FLOOR_LABELS, FLOOR_PARTS } from './floor.js';
 import type { InstructionResult } from './run.js';
@@ -82,27 +82,67 @@ export function instructionTargets(result: InstructionResult | undefined): Instr
   return targets;
 }
 
+/** Half the range of a row's pair figures (every round's) as a share of its median: how far the pairs agree. */
+function pairSpread(result: InstructionResult, key: string): string {
+  const values = result.runs.filter((run) => run.key === key).flatMap((run) => run.pairs ?? [run.perUnit]);
+  const summary = summarize(values);
+  return summary.rounds > 1 ? `±${fmt((summary.spread * 100) / 2, 1)} %` : '';
+}
+
+function poolShare(result: InstructionResult, key: string): number {
+  const values = result.runs.filter((run) => run.key === key).flatMap((run) => run.poolPairs ?? []);
+  return summarize(values).median;
+}
+
+function roundsCell(result: InstructionResult, key: string): string {
+  const row = result.rows.find((candidate) => candidate.key === key);
+  if (!row || row.perUnit.rounds <= 1) return k(row?.perUnit.median ?? Number.NaN);
+  return `${k(row.perUnit.median)} (${k(row.perUnit.min)}–${k(row.perUnit.max)})`;
+}
+
+const VARIANT_NAMES: Record<string, string> = {
+  bare: 'bare',
+  idstitch: 'idstitch + MixpanelSink, one `track()`',
+  handwritten: 'hand-written: device cookie (cookie-parser or `ctx.cookies`) + uuid + `mixpanel.track`',
+  posthog: 'hand-written cookie + posthog-node `capture()`',
+  segment: 'hand-written cookie + @segment/analytics-node `track()`',
+};
+
 export function instructionTables(result: InstructionResult): string {
   if (result.skipped) return `Not measured: ${result.skipped}.`;
+  const at = result.measured;
   const lines: string[] = [
-    `${result.tool}, \`--tool=callgrind\`: user-space instructions of every thread of the process (V8, libuv's gzip ` +
-      `workers). Per request = (instructions of ${fmt(2 * result.n)} requests − instructions of ${fmt(result.n)}) / ${fmt(result.n)}, ` +
-      `after ${fmt(result.warmup)} warm-up requests, each phase ending with the SDK flushed and a full GC; driven in-process ` +
-      'by a raw-socket loopback client on one keep-alive connection (its own cost is the `client` row, included in every ' +
-      `row below). ${result.rounds} round(s); ${fmt(result.seconds)} s for this scenario.`,
+    `${result.tool}, \`--tool=callgrind\`, node ${(result.nodeFlags ?? []).map((flag) => `\`${flag}\``).join(' ')}, ` +
+      '`UV_THREADPOOL_SIZE=1`: user-space instructions of the main thread and of the one libuv pool thread (gzip), ' +
+      "not V8's background compiler threads. Per request: after " +
+      `${fmt(result.warmup)} warm-up requests, ${result.pairs ?? 1} pair(s) of phases of ${fmt(result.n)} and ` +
+      `${fmt(2 * result.n)} requests, each phase ending with the SDK flushed (events serialised, gzipped, acknowledged) ` +
+      `and a full GC; a pair gives (instructions of ${fmt(2 * result.n)} − instructions of ${fmt(result.n)}) / ${fmt(result.n)}, ` +
+      'the figure is the median of the pairs. Driven in-process by a raw-socket loopback client on one keep-alive ' +
+      "connection (its own cost is the `client` row, included in every row below). The pairs' column is half the " +
+      `range of the pairs' figures. ${result.rounds} round(s); ${fmt(result.seconds)} s for this scenario` +
+      (at
+        ? `, on ${at.date.slice(0, 10)}, idstitch at commit ${at.commit ?? 'unknown'}${at.dirty?.length ? ` plus uncommitted changes to ${at.dirty.join(', ')}` : ''}.`
+        : '.'),
     '',
     '### The floor: what one tracked request cannot avoid',
     '',
-    '| part | instructions |',
-    '| --- | ---: |',
-    ...FLOOR_PARTS.map((part) => `| ${FLOOR_LABELS[part]} | ${k(perRequest(result, `floor/${part}`))} |`),
-    `| **floor** (HMAC + UUID + serialise + gzip 6) | **${k(result.floor)}** |`,
-    `| the loopback client and Node's sockets alone (a raw \`net\` server answering) | ${k(perRequest(result, 'client'))} |`,
+    '| part | instructions | pairs |',
+    '| --- | ---: | ---: |',
+    ...FLOOR_PARTS.map(
+      (part) =>
+        `| ${FLOOR_LABELS[part]} | ${roundsCell(result, `floor/${part}`)} | ${pairSpread(result, `floor/${part}`)} |`,
+    ),
+    `| **floor** (HMAC + UUID + serialise + gzip 6) | **${k(result.floor)}** | |`,
+    `| the loopback client and Node's sockets alone (a raw \`net\` server answering) | ${roundsCell(result, 'client')} | ${pairSpread(result, 'client')} |`,
     '',
     '### Per request',
     '',
-    '| framework | variant | visitor | instructions | × bare | added to bare | added / floor |',
-    '| --- | --- | --- | ---: | ---: | ---: | ---: |',
+    '"Added" is the row minus bare of the same framework; "/ floor" is that as a multiple of the floor; "pool thread" is ' +
+      'the share of the row counted on the libuv pool thread (gzip).',
+    '',
+    '| framework | variant | visitor | instructions | pairs | × bare | added to bare | added / floor | pool thread |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const row of result.rows) {
     if (row.case.kind !== 'app') continue;
@@ -110,8 +150,9 @@ export function instructionTables(result: InstructionResult): string {
     const bare = perRequest(result, `${framework}/bare/returning`);
     const value = row.perUnit.median;
     const extra = value - bare;
+    const isBare = variant === 'bare';
     lines.push(
-      `| ${FRAMEWORK_LABELS[framework]} | ${variant} | ${variant === 'bare' ? 'any' : visitor} | ${k(value)} | ${fmt(ratio(value, bare), 2)} | ${variant === 'bare' ? '' : k(extra)} | ${variant === 'bare' ? '' : fmt(extra / result.floor, 1)} |`,
+      `| ${FRAMEWORK_LABELS[framework]} | ${VARIANT_NAMES[variant] ?? variant} | ${isBare ? 'any' : visitor} | ${roundsCell(result, row.key)} | ${pairSpread(result, row.key)} | ${fmt(ratio(value, bare), 2)} | ${isBare ? '' : k(extra)} | ${isBare ? '' : fmt(extra / result.floor, 1)} | ${fmt(Math.max(0, poolShare(result, row.key)) / 1000, 1)}k |`,
     );
   }
   return lines.join('\n');

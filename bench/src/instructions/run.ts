@@ -1,13 +1,15 @@
 /**
- * Instructions per request, counted by callgrind (user space, every thread of the process: V8's, libuv's gzip
- * workers). Each case runs once per round in a process of its own under `valgrind --tool=callgrind`; the process
- * drives itself (target.ts) and callgrind dumps at its phase boundaries, so the figure is (instructions of 2n
- * units − instructions of n units) / n: start-up, warm-up and any fixed cost per phase cancel out. Hardware
+ * Instructions per request, counted by callgrind (user space): the main thread and the one libuv pool thread
+ * (gzip), not V8's background threads (callgrind.ts says why). Each app case runs in a process of its own under
+ * `valgrind --tool=callgrind` (the client and the floor parts share one); each process drives itself (target.ts)
+ * and callgrind dumps at its phase boundaries, so the figure of a case is the median over its pairs of
+ * (instructions of 2n units − instructions of n units) / n (pairs.ts): start-up, warm-up and any fixed cost per
+ * phase cancel out. Hardware
  * counters (`perf stat -e instructions`) are not used: they are missing in most VMs and CI runners, and they
  * would count the load generator's and the kernel's work differently on each machine.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,9 +17,11 @@ import type { BenchConfig } from '../config.js';
 import { Ingest } from '../ingest/client.js';
 import { DIST } from '../lib/child.js';
 import { log } from '../lib/log.js';
-import { type Summary, summarize } from '../lib/stats.js';
+import { median, type Summary, summarize } from '../lib/stats.js';
 import type { Framework } from '../overhead/variants.js';
+import { readCallgrindDumps, threadPhases } from './callgrind.js';
 import { FLOOR_PARTS, FLOOR_SUM, type FloorPart } from './floor.js';
+import { pairCounts, phasesPerCase, splitCases, unitsPerPhase } from './pairs.js';
 import { VISITORS, type Visitor } from './visitors.js';
 
 /** One measured process: an app with a visitor kind, a part of the floor, or the loopback client alone. */
@@ -29,10 +33,14 @@ export type InstructionCase =
 export interface InstructionRun {
   key: string;
   round: number;
-  /** Instructions per unit (request, or one floor part). */
+  /** Instructions per unit (request, or one floor part): the median of {@link pairs}. */
   perUnit: number;
-  /** Instructions of the n-unit and 2n-unit phases, and of start-up + warm-up, as counted. */
-  phases: [number, number, number];
+  /** Instructions per unit of each n/2n pair, main + pool thread. */
+  pairs: number[];
+  /** The pool thread's share of each pair (gzip, the phase marks' statfs). */
+  poolPairs: number[];
+  /** Instructions of each phase (warm-up with start-up, then n, 2n, n, 2n …), main + pool thread. */
+  phases: number[];
   report: Record<string, unknown>;
   seconds: number;
 }
@@ -47,12 +55,18 @@ export interface InstructionResult {
   tool: string;
   warmup: number;
   n: number;
+  /** n/2n pairs per case and round. */
+  pairs: number;
+  /** Node's flags under callgrind. */
+  nodeFlags: string[];
   rounds: number;
   seconds: number;
   runs: InstructionRun[];
   rows: InstructionRow[];
   /** Sum of the floor parts ({@link FLOOR_SUM}), median. */
   floor: number;
+  /** When and on which commit it was counted (filled in by the runner). */
+  measured?: { date: string; commit: string | undefined; dirty: string[] | undefined };
   /** Why the scenario did not run (no valgrind), when it did not. */
   skipped?: string;
 }
@@ -63,11 +77,16 @@ export function caseKey(c: InstructionCase): string {
   return 'client';
 }
 
-/** The cases of a run, in table order. The quick run keeps every framework and both visitor kinds. */
+/**
+ * The cases of a run, in table order. The quick run keeps issue 12's frameworks (Express, Koa, Nest) with both
+ * visitor kinds, and the hand-written recipe on Express: with the full run's phases (2 000 warm-up requests, 3
+ * pairs), each app case costs about a minute of callgrind on an idle core.
+ */
 export function instructionCases(frameworks: readonly Framework[], quick: boolean): InstructionCase[] {
   const cases: InstructionCase[] = [{ kind: 'client' }];
   for (const part of FLOOR_PARTS) cases.push({ kind: 'floor', part });
   for (const framework of frameworks) {
+    if (quick && framework === 'fastify') continue;
     const peers =
       framework === 'express'
         ? ['handwritten', 'posthog', 'segment']
@@ -96,11 +115,21 @@ function valgrindVersion(): string | undefined {
   }
 }
 
-function totals(file: string): number {
-  const match = /^totals:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
-  if (!match) throw new Error(`no totals in ${file}`);
-  return Number(match[1]);
-}
+/**
+ * Node's flags under callgrind. `--single-threaded-gc`: the GC's work on the main thread, where it is counted,
+ * instead of helper threads whose share of it would vary with scheduling. `--no-liftoff`: WebAssembly (fetch's
+ * llhttp) compiled once by TurboFan, not by Liftoff and then again on a tier-up whose timing varies.
+ * `--predictable-gc-schedule`: a fixed heap growing factor and no memory reducer, whose timers and allocation-rate
+ * estimates otherwise move GCs in or out of a phase with the wall clock (callgrind runs 50× slower on a busy
+ * machine). TurboFan stays concurrent: compiling on the main thread (`--no-concurrent-recompilation`) raised the
+ * count and its spread.
+ */
+export const NODE_FLAGS = [
+  '--expose-gc',
+  '--single-threaded-gc',
+  '--no-liftoff',
+  '--predictable-gc-schedule',
+];
 
 function caseArgs(c: InstructionCase, ingestPort: number): string[] {
   if (c.kind === 'app') return ['app', c.framework, c.variant, c.visitor, String(ingestPort)];
@@ -114,6 +143,7 @@ async function measureGroup(
   round: number,
   warmup: number,
   n: number,
+  pairs: number,
   ingestPort: number,
 ): Promise<InstructionRun[]> {
   const dir = mkdtempSync(join(os.tmpdir(), 'idstitch-callgrind-'));
@@ -131,20 +161,25 @@ async function measureGroup(
         'valgrind',
         [
           '--tool=callgrind',
+          // One file per dump and thread; the main thread is cut at getpriority, the pool thread at statfs.
+          '--separate-threads=yes',
           '--dump-before=getpriority',
+          '--dump-before=statfs*',
           `--callgrind-out-file=${out}`,
           '--dump-line=no',
           '--compress-strings=yes',
           process.execPath,
-          '--expose-gc',
+          ...NODE_FLAGS,
           join(DIST, 'instructions', 'target.js'),
           String(warmup),
           String(n),
+          String(pairs),
           ...args,
         ],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, NODE_ENV: 'production', BENCH_INSTRUCTIONS: '1' },
+          // One pool thread: gzip and the phase marks' statfs run on it, and it is the one counted beside main.
+          env: { ...process.env, NODE_ENV: 'production', BENCH_INSTRUCTIONS: '1', UV_THREADPOOL_SIZE: '1' },
         },
       );
       let stdout = '';
@@ -156,33 +191,39 @@ async function measureGroup(
       child.on('error', reject);
       child.on('exit', (exitCode) => resolve({ code: exitCode, stdout, stderr }));
     });
-    const dumps = readdirSync(dir).filter((name) => /^callgrind\.out\.\d+$/.test(name)).length;
     const label = cases.map(caseKey).join(' + ');
-    if (code !== 0 || dumps !== 3 * cases.length) {
+    const tail = stderr.split('\n').slice(-15).join('\n');
+    if (code !== 0) throw new Error(`${label}: exit code ${code}\n${tail}`);
+    let byCase: number[][];
+    let poolByCase: number[][];
+    try {
+      const threads = threadPhases(readCallgrindDumps(dir));
+      byCase = splitCases(threads.phases, cases.length, pairs);
+      poolByCase = splitCases(threads.poolPhases, cases.length, pairs);
+    } catch (error) {
       throw new Error(
-        `${label}: exit code ${code}, ${dumps} phase dumps (expected ${3 * cases.length})\n${stderr.split('\n').slice(-15).join('\n')}`,
+        `${label}: ${error instanceof Error ? error.message : String(error)} (expected ${phasesPerCase(pairs)} phases per case)\n${tail}`,
       );
     }
     const line = stdout.split('\n').find((text) => text.startsWith('{"type":"report"'));
     const reports = line ? (JSON.parse(line) as { reports: Array<Record<string, unknown>> }).reports : [];
     const seconds = (performance.now() - started) / 1000;
+    const requests = warmup + 3 * n * pairs;
     return cases.map((c, index) => {
-      const [startup, single, double] = [1, 2, 3].map((part) => totals(`${out}.${3 * index + part}`)) as [
-        number,
-        number,
-        number,
-      ];
+      const phases = byCase[index] as number[];
       const report = reports[index] ?? {};
-      if (c.kind === 'app' && (report.non200 !== 0 || report.requests !== warmup + 3 * n)) {
-        throw new Error(
-          `${caseKey(c)}: ${JSON.stringify(report)}: expected ${warmup + 3 * n} answers of 200`,
-        );
+      if (c.kind === 'app' && (report.non200 !== 0 || report.requests !== requests)) {
+        throw new Error(`${caseKey(c)}: ${JSON.stringify(report)}: expected ${requests} answers of 200`);
       }
+      const units = unitsPerPhase(c.kind, n);
+      const counts = pairCounts(phases, units, pairs);
       return {
         key: caseKey(c),
         round,
-        perUnit: (double - single) / n,
-        phases: [single, double, startup],
+        perUnit: median(counts),
+        pairs: counts,
+        poolPairs: pairCounts(poolByCase[index] as number[], units, pairs),
+        phases,
         report,
         seconds,
       };
@@ -210,30 +251,45 @@ export async function runInstructions(
   config: BenchConfig,
   frameworks: readonly Framework[],
 ): Promise<InstructionResult> {
-  const { rounds, warmup, n } = config.instructions;
+  const { rounds, warmup, n, pairs } = config.instructions;
   const tool = valgrindVersion();
-  const empty = { warmup, n, rounds, seconds: 0, runs: [], rows: [], floor: Number.NaN };
+  const empty = {
+    warmup,
+    n,
+    pairs,
+    nodeFlags: NODE_FLAGS,
+    rounds,
+    seconds: 0,
+    runs: [],
+    rows: [],
+    floor: Number.NaN,
+  };
   if (!tool)
     throw new Error(
       'valgrind is not installed: the instruction counts need callgrind (apt-get install valgrind)',
     );
   const started = performance.now();
   const cases = instructionCases(frameworks, config.quick);
-  const ingest = await Ingest.start({ lean: true });
+  // Idle connections kept for 10 minutes: one connection per SDK for the whole process (ingest/server.ts says why).
+  const ingest = await Ingest.start({ lean: true, keepAliveMs: 600_000 });
   try {
-    // callgrind runs a process on one thread at a time: one process per core, each measuring its share of the
-    // cases in turn (start-up paid once per process); cases are dealt round-robin so the shares are alike.
+    // callgrind runs a process on one thread at a time: one process per core. Each app case runs in a process of
+    // its own: after other cases in the same process, Express's idstitch case gave pairs of 1 072k–1 153k
+    // (median 1 125k), alone 1 040k–1 058k in two processes (medians 1 043k and 1 055k). The client and the floor
+    // parts, cheap and with no app behind them, share one process.
     const processes = Math.max(1, Math.min(os.availableParallelism(), 4));
+    const groups = [
+      ...cases.filter((c) => c.kind === 'app').map((c) => [c]),
+      cases.filter((c) => c.kind !== 'app'),
+    ].filter((group) => group.length > 0);
     const jobs: Array<() => Promise<InstructionRun[]>> = [];
     for (let round = 1; round <= rounds; round++) {
-      for (let p = 0; p < processes; p++) {
-        const group = cases.filter((_c, index) => index % processes === p);
-        if (group.length === 0) continue;
+      for (const group of groups) {
         jobs.push(async () => {
-          const runs = await measureGroup(group, round, warmup, n, ingest.port);
+          const runs = await measureGroup(group, round, warmup, n, pairs, ingest.port);
           for (const run of runs) {
             log(
-              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (process ${run.seconds.toFixed(0)} s)`,
+              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (pairs ${run.pairs.map(Math.round).join(', ')}; process ${run.seconds.toFixed(0)} s)`,
             );
           }
           return runs;

@@ -1,21 +1,35 @@
 /**
- * The process that runs under callgrind: `target.js <warmup> <n> <case> [+ <case> …]`, each case
+ * The process that runs under callgrind: `target.js <warmup> <n> <pairs> <case> [+ <case> …]`, each case
  * `app <framework> <variant> <visitor> <ingestPort>`, `floor <part>` or `client`, measured one after the other in
- * the same process (start-up is paid once). It drives its own work in-process
- * (requests through {@link LoopbackClient}, no load generator) in three phases: a warm-up, then `n` units,
- * then `2n` units, each phase ending with the SDK flushed and a full garbage collection. At each phase boundary it calls `os.getPriority()`,
- * which callgrind is told to dump before (`--dump-before=getpriority`): dump 1 is start-up (or the previous case's
- * close) and warm-up, dump 2 the `n` units, dump 3 the `2n` units. The runner takes (dump 3 − dump 2) / n, so start-up, the warm-up and any
- * fixed cost of a phase (the boundary itself, a final flush's round trip) cancel out.
+ * the same process (start-up is paid once). It drives its own work in-process (requests through
+ * {@link LoopbackClient}, no load generator): a warm-up, then `pairs` times a phase of `n` units and a phase of
+ * `2n` units, each phase ending with the SDK flushed and a full garbage collection. At each phase boundary it
+ * calls `os.getPriority()` on the main thread, then awaits `fs.promises.statfs('/')`, which runs on the libuv
+ * pool thread (one: `UV_THREADPOOL_SIZE=1`). callgrind is told to dump before both (`--dump-before=getpriority
+ * --dump-before=statfs*`); a dump so triggered writes the counters of the thread that triggered it only, so the
+ * main thread is cut at getpriority and the pool thread (gzip) at statfs, with nothing running in between but the
+ * boundary itself, the same in every phase. Per thread, dump 1 is start-up (or the previous case's close) and
+ * warm-up, then one dump per phase. The runner takes (2n phase − n phase) / n per pair (pairs.ts), so
+ * start-up, the warm-up and any fixed cost of a phase (the boundary itself, a final flush's round trip) cancel
+ * out.
  */
+import { statfs } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { type FloorPart, floorChecksum, floorWork } from './floor.js';
 import { LoopbackClient } from './loopback.js';
+import { unitsPerPhase } from './pairs.js';
 import { type Visitor, visitorRequestHeaders } from './visitors.js';
 
-/** The phase boundary callgrind dumps at; nothing else in these processes calls getpriority(2). */
-const mark = () => os.getPriority();
+/**
+ * The phase boundary callgrind dumps at, once on each measured thread; nothing else in these processes calls
+ * getpriority(2) or statfs(2). Taken after the phase's work is flushed: neither thread is in the middle of any.
+ */
+async function mark(): Promise<void> {
+  os.getPriority();
+  await statfs('/');
+}
 
 interface Work {
   run(count: number): Promise<void>;
@@ -86,7 +100,12 @@ function floorUnits(part: FloorPart): Work {
 /** Collects the phase's garbage inside the phase, so that no phase pays for another's (node --expose-gc). */
 const collect = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
-async function measureOne(spec: string[], warmup: number, n: number): Promise<Record<string, unknown>> {
+async function measureOne(
+  spec: string[],
+  warmup: number,
+  n: number,
+  pairs: number,
+): Promise<Record<string, unknown>> {
   const [kind, ...rest] = spec;
   const work =
     kind === 'app'
@@ -94,33 +113,39 @@ async function measureOne(spec: string[], warmup: number, n: number): Promise<Re
       : kind === 'client'
         ? await clientWork()
         : floorUnits(rest[0] as FloorPart);
-  await work.run(warmup);
-  await work.settle();
-  collect();
-  mark();
-  await work.run(n);
-  await work.settle();
-  collect();
-  mark();
-  await work.run(2 * n);
-  await work.settle();
-  collect();
-  mark();
+  let started = performance.now();
+  const units = unitsPerPhase(kind as string, n);
+  const counts = [warmup, ...Array.from({ length: pairs }, () => [units, 2 * units]).flat()];
+  for (const [phase, count] of counts.entries()) {
+    // The warm-up flushes every n units: each measured phase ends with one flush (gzip, fetch), whose code would
+    // otherwise have run once or twice before the first of them. A measured phase flushes once, at its end, so
+    // that what a flush costs cancels out of the pair.
+    const chunk = phase === 0 ? units : count;
+    for (let done = 0; done < count; done += chunk) {
+      await work.run(Math.min(chunk, count - done));
+      await work.settle();
+    }
+    collect();
+    await mark();
+    // Wall time per phase, for sizing the phases (stderr: its tail is in the runner's message when a case fails).
+    process.stderr.write(`phase ${count}: ${Math.round(performance.now() - started)} ms\n`);
+    started = performance.now();
+  }
   const report = work.report();
   await work.close();
   return report;
 }
 
-/** `target.js <warmup> <n> <case> [+ <case> …]`: the cases one after the other, three dumps each. */
+/** `target.js <warmup> <n> <pairs> <case> [+ <case> …]`: the cases one after the other, 1 + 2 × pairs dumps each. */
 async function main(): Promise<void> {
-  const [warmup, n, ...rest] = process.argv.slice(2);
+  const [warmup, n, pairs, ...rest] = process.argv.slice(2);
   const specs: string[][] = [[]];
   for (const word of rest) {
     if (word === '+') specs.push([]);
     else specs[specs.length - 1]?.push(word);
   }
   const reports = [];
-  for (const spec of specs) reports.push(await measureOne(spec, Number(warmup), Number(n)));
+  for (const spec of specs) reports.push(await measureOne(spec, Number(warmup), Number(n), Number(pairs)));
   process.stdout.write(`${JSON.stringify({ type: 'report', reports })}\n`);
   setTimeout(() => process.exit(0), 20).unref();
 }
