@@ -235,7 +235,12 @@ describe('@idstitch/fastify', () => {
         },
         { geolocate },
         // Fastify asks trustProxy for every hop each time it computes request.ip.
-        { trustProxy: () => (trustChecks++, true) },
+        {
+          trustProxy: () => {
+            trustChecks++;
+            return true;
+          },
+        },
       );
       await request(server).get('/').set('X-Forwarded-For', '203.0.113.50').expect(200);
       expect({ geolocate, trustChecks: trustChecks > 0, ip: sink.events[0]!.properties.ip }).toEqual({
