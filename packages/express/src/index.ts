@@ -1,12 +1,16 @@
+import { IncomingMessage } from 'node:http';
 import { createIdstitch, type Idstitch, type IdstitchOptions, type Tracker } from '@idstitch/core';
-import { handleNodeRequest } from '@idstitch/core/node';
+import { type NodeRequestFactReader, NodeRequestPort, openNodeRequest } from '@idstitch/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 declare global {
   namespace Express {
     interface Request {
-      /** The request's idstitch tracker, set by the `idstitch()` middleware. */
-      tracker: Tracker;
+      /**
+       * The request's idstitch tracker, set by the `idstitch()` middleware; `undefined` on requests it did not
+       * handle. Read-only: assigning to it on a tracked request is ignored.
+       */
+      readonly tracker: Tracker;
     }
   }
 }
@@ -30,6 +34,14 @@ export function defaultResolveUserId(request: Request): unknown {
   return (request as Request & { session?: SessionLike | null }).session?.userId;
 }
 
+/** Express computes these on every read (trust proxy, X-Forwarded-*): the port reads them only when needed. */
+const EXPRESS_FACTS: NodeRequestFactReader<Request> = {
+  ip: (request) => request.ip,
+  secure: (request) => request.secure,
+  path: (request) => request.originalUrl ?? request.url,
+  host: (request) => request.host,
+};
+
 /**
  * Express middleware: `app.use(idstitch(options))`. Gives each request `req.tracker` and writes the device
  * cookie just before the headers go out. Options are validated here, at start-up.
@@ -42,19 +54,7 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
     next: NextFunction,
   ): void {
     try {
-      const scope = handleNodeRequest(engine, request, response, {
-        // Express computes these on every read (trust proxy, X-Forwarded-*): read only when identity needs them.
-        get ip() {
-          return request.ip;
-        },
-        get secure() {
-          return request.secure;
-        },
-        path: request.originalUrl ?? request.url,
-        get host() {
-          return request.host;
-        },
-      });
+      const scope = openNodeRequest(engine, new NodeRequestPort(request, EXPRESS_FACTS), response);
       attachTracker(request, scope.tracker);
     } catch (error) {
       engine.options.logger.error(
@@ -67,47 +67,101 @@ export function idstitch(options?: IdstitchExpressOptions): IdstitchMiddleware {
 }
 
 /**
- * Trackers by request, shared by every copy of this module (CJS and ESM) through a global slot. `req.tracker` is
- * an accessor on the app's request prototype that reads this map, installed once per prototype: adding an own
- * property to every `req` changes its hidden class on each request, which costs more than the map.
+ * Trackers by request, and the `tracker` accessor that reads them, shared by every copy of this module (CJS and
+ * ESM, two installed versions) through a global slot. The accessor sits on Express's base request prototype
+ * (the one every app's `app.request` and every sub-app's inherits from), installed once: an own property on
+ * every `req` would change its hidden class on each request, which costs more than the map.
  */
-const TRACKERS_SLOT = Symbol.for('idstitch.express.trackers');
-const slots = globalThis as { [TRACKERS_SLOT]?: WeakMap<object, Tracker> };
-const trackers = slots[TRACKERS_SLOT] ?? new WeakMap<object, Tracker>();
-slots[TRACKERS_SLOT] = trackers;
+interface TrackerSlot {
+  readonly trackers: WeakMap<object, Tracker>;
+  readonly accessor: { get(this: object): Tracker | undefined; set(this: object, value: unknown): void };
+  /** Request prototypes examined: whether `tracker` read through them reaches the accessor. */
+  readonly prototypes: WeakMap<object, boolean>;
+}
 
-/** The prototype the accessor was last checked on (one per Express app): the common case costs one comparison. */
+// @2: the slot holds this object; @1 (`idstitch.express.trackers`) held the bare WeakMap.
+const SLOT = Symbol.for('@idstitch/express:trackers@2');
+const slots = globalThis as typeof globalThis & { [SLOT]?: TrackerSlot };
+slots[SLOT] ??= createSlot();
+const slot: TrackerSlot = slots[SLOT];
+
+function createSlot(): TrackerSlot {
+  const trackers = new WeakMap<object, Tracker>();
+  return {
+    trackers,
+    accessor: {
+      get: function tracker(this: object) {
+        return trackers.get(this);
+      },
+      // Ignored on a request idstitch tracks: neither app code nor a library can swap its tracker. On any
+      // other request it behaves as a plain property, so an app's own `req.tracker` keeps working there.
+      set: function tracker(this: object, value: unknown) {
+        if (trackers.has(this)) return;
+        Object.defineProperty(this, 'tracker', {
+          value,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      },
+    },
+    prototypes: new WeakMap(),
+  };
+}
+
+/** The request prototype seen last, known to reach the accessor: the common case costs one comparison. */
 let lastPrototype: object | undefined;
 
 function attachTracker(request: Request, tracker: Tracker): void {
-  trackers.set(request, tracker);
+  slot.trackers.set(request, tracker);
   const prototype = Object.getPrototypeOf(request) as object | null;
-  if (prototype === null || Object.hasOwn(request, 'tracker')) {
-    (request as { tracker: Tracker }).tracker = tracker;
+  if (Object.hasOwn(request, 'tracker')) {
+    const own = Object.getOwnPropertyDescriptor(request, 'tracker')!;
+    if (own.get === slot.accessor.get || !own.configurable) return;
+    // A value assigned before this middleware ran (the setter made it a plain property) gives way to ours.
+    delete (request as { tracker?: unknown }).tracker;
+  } else if (prototype === lastPrototype) return;
+  if (prototype !== null && reachesAccessor(prototype)) {
+    lastPrototype = prototype;
     return;
   }
-  if (prototype === lastPrototype) return;
-  lastPrototype = prototype;
-  if (Object.getOwnPropertyDescriptor(prototype, 'tracker')?.get === readTracker) return;
-  Object.defineProperty(prototype, 'tracker', {
-    configurable: true,
-    enumerable: false,
-    get: readTracker,
-    set: writeTracker,
-  });
+  // Not an Express request (a test double, plain `http`) or a prototype we may not change: on the request itself.
+  Object.defineProperty(request, 'tracker', { ...slot.accessor, enumerable: false, configurable: true });
 }
 
-function readTracker(this: object): Tracker | undefined {
-  return trackers.get(this);
+function reachesAccessor(prototype: object): boolean {
+  let reaches = slot.prototypes.get(prototype);
+  if (reaches === undefined) {
+    reaches = installAccessor(prototype);
+    slot.prototypes.set(prototype, reaches);
+  }
+  return reaches;
 }
 
-function writeTracker(this: object, tracker: Tracker): void {
-  trackers.set(this, tracker);
+/**
+ * Defines the accessor on the prototype just above Node's `IncomingMessage.prototype` (express's `req`), unless
+ * the chain does not reach Node's, has no prototype of its own, or something else defines `tracker` on the way.
+ * `Object.prototype.tracker` (pollution) is further up than the accessor, so it never shows through.
+ */
+function installAccessor(prototype: object): boolean {
+  let base: object | undefined;
+  let current: object | null = prototype;
+  while (current !== null && current !== IncomingMessage.prototype) {
+    const own = Object.getOwnPropertyDescriptor(current, 'tracker');
+    if (own !== undefined && own.get !== slot.accessor.get) return false;
+    base = current;
+    current = Object.getPrototypeOf(current) as object | null;
+  }
+  if (current === null || base === undefined) return false;
+  if (!Object.hasOwn(base, 'tracker')) {
+    Object.defineProperty(base, 'tracker', { ...slot.accessor, enumerable: false, configurable: true });
+  }
+  return true;
 }
 
 /** The request's tracker; throws when the idstitch middleware did not run for this request. */
 export function getTracker(request: Request): Tracker {
-  const tracker = trackers.get(request) ?? request.tracker;
+  const tracker = slot.trackers.get(request);
   if (!tracker)
     throw new Error(
       'idstitch: no tracker on this request. Mount `app.use(idstitch(options))` before your routes.',
@@ -117,7 +171,7 @@ export function getTracker(request: Request): Tracker {
 
 /** The request's tracker, or undefined when the idstitch middleware did not run for this request. */
 export function tryGetTracker(request: Request): Tracker | undefined {
-  return trackers.get(request) ?? request.tracker;
+  return slot.trackers.get(request);
 }
 
 export type { Tracker } from '@idstitch/core';

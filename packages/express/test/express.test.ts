@@ -188,6 +188,161 @@ describe('@idstitch/express', () => {
     });
   });
 
+  it('ignores assignment to req.tracker on a tracked request: no one can swap the tracker', async () => {
+    const { application, sink, options } = app(() => {});
+    application.use(idstitch(options));
+    const stolen: string[] = [];
+    const evil = { track: (event: string) => stolen.push(event) };
+    application.get('/', (req, res) => {
+      const original = req.tracker;
+      (req as { tracker: unknown }).tracker = evil;
+      req.tracker.track('Home');
+      res.json({ same: req.tracker === original && getTracker(req) === original });
+    });
+    const { body } = await request(application).get('/').expect(200);
+    expect(body).toEqual({ same: true });
+    expect(stolen).toEqual([]);
+    expect(sink.events.map((event) => event.event)).toEqual(['Home']);
+  });
+
+  it('lets an untracked request keep a req.tracker of its own, and gives an earlier one way to idstitch', async () => {
+    const { application, sink, options } = app(() => {});
+    application.get('/untracked', (req, res) => {
+      (req as { tracker: unknown }).tracker = 'mine';
+      res.json({ tracker: req.tracker, tried: tryGetTracker(req) ?? null });
+    });
+    application.use((req, _res, next) => {
+      (req as { tracker: unknown }).tracker = 'set before idstitch';
+      next();
+    });
+    application.use(idstitch(options));
+    application.get('/tracked', (req, res) => {
+      req.tracker.track('Tracked');
+      res.json({ same: req.tracker === getTracker(req) });
+    });
+    expect((await request(application).get('/untracked')).body).toEqual({ tracker: 'mine', tried: null });
+    expect((await request(application).get('/tracked')).body).toEqual({ same: true });
+    expect(sink.events.map((event) => event.event)).toEqual(['Tracked']);
+  });
+
+  it('ignores Object.prototype pollution: a planted `tracker` is never a request’s tracker', async () => {
+    const planted: unknown = { track: () => {} };
+    const prototype = Object.prototype as { tracker?: unknown };
+    prototype.tracker = planted;
+    try {
+      const { application, sink, options } = app(() => {});
+      const untracked = express.Router();
+      untracked.get('/', (req, res) => {
+        res.json({
+          tried: tryGetTracker(req) === undefined,
+          read: req.tracker === undefined,
+          thrown: (() => {
+            try {
+              getTracker(req);
+              return false;
+            } catch {
+              return true;
+            }
+          })(),
+        });
+      });
+      application.use('/untracked', untracked);
+      application.use(idstitch(options));
+      application.get('/', (req, res) => {
+        req.tracker.track('Home');
+        res.json({ real: req.tracker !== planted && getTracker(req) !== planted });
+      });
+      expect((await request(application).get('/untracked')).body).toEqual({
+        tried: true,
+        read: true,
+        thrown: true,
+      });
+      expect((await request(application).get('/')).body).toEqual({ real: true });
+      expect(sink.events.map((event) => event.event)).toEqual(['Home']);
+    } finally {
+      delete prototype.tracker;
+    }
+  });
+
+  it("keeps the app's Set-Cookie however it is written, without a per-request property on req or res", async () => {
+    const { application, options } = app(() => {});
+    application.use(idstitch(options));
+    application.get('/cookie', (req, res) => {
+      res.cookie('theme', 'dark');
+      res.append('Set-Cookie', 'lang=fr; Path=/');
+      res.json({ own: [Object.hasOwn(req, 'tracker'), Object.hasOwn(res, 'writeHead')] });
+    });
+    application.get('/write-head', (_req, res) => {
+      res.setHeader('Set-Cookie', 'replaced=1');
+      res.writeHead(201, { 'Set-Cookie': ['a=1; Path=/', 'b=2; Path=/'], 'X-App': 'yes' });
+      res.end();
+    });
+    application.get('/write-head-array', (_req, res) => {
+      res.writeHead(202, 'Fine', ['Set-Cookie', 'c=3; Path=/', 'Set-Cookie', 'd=4; Path=/']);
+      res.end();
+    });
+    const cookieNames = (response: request.Response) =>
+      ((response.headers['set-cookie'] as unknown as string[]) ?? []).map((line) => line.split('=')[0]);
+
+    const plain = await request(application).get('/cookie').expect(200);
+    expect(plain.body).toEqual({ own: [false, false] });
+    expect(cookieNames(plain)).toEqual(['theme', 'lang', 'idstitch_device']);
+    const object = await request(application).get('/write-head').expect(201);
+    expect(object.headers['x-app']).toBe('yes');
+    expect(cookieNames(object)).toEqual(['a', 'b', 'idstitch_device']);
+    const array = await request(application).get('/write-head-array').expect(202);
+    expect(cookieNames(array)).toEqual(['c', 'd', 'idstitch_device']);
+  });
+
+  it('serves two apps in one process, a mounted sub-app and a response another middleware wrapped first', async () => {
+    const first = app(() => {});
+    const second = app(
+      (application) => {
+        // As express-session and compression do: res.writeHead wrapped per response before idstitch runs.
+        application.use((_req, res, next) => {
+          const writeHead = res.writeHead;
+          res.writeHead = function wrapped(this: express.Response, ...args: unknown[]) {
+            return (writeHead as (...args: unknown[]) => express.Response).apply(this, args);
+          } as typeof res.writeHead;
+          next();
+        });
+      },
+      { cookie: { secret: SECRET, name: 'second_device' } },
+    );
+    const sub = express();
+    sub.get('/', (req, res) => {
+      req.tracker.track('Sub');
+      res.end();
+    });
+    first.application.use(idstitch(first.options));
+    first.application.use('/sub', sub);
+    first.application.get('/', (req, res) => {
+      req.tracker.track('First');
+      res.end();
+    });
+    second.application.use(idstitch(second.options));
+    second.application.get('/', (req, res) => {
+      req.tracker.track('Second');
+      res.end();
+    });
+    const cookie = (response: request.Response) =>
+      ((response.headers['set-cookie'] as unknown as string[]) ?? []).map((line) => line.split('=')[0]);
+    for (let round = 0; round < 2; round++) {
+      const [a, b, c] = await Promise.all([
+        request(first.application).get('/'),
+        request(second.application).get('/'),
+        request(first.application).get('/sub'),
+      ]);
+      expect([cookie(a), cookie(b), cookie(c)]).toEqual([
+        ['idstitch_device'],
+        ['second_device'],
+        ['idstitch_device'],
+      ]);
+    }
+    expect(first.sink.events.map((event) => event.event).sort()).toEqual(['First', 'First', 'Sub', 'Sub']);
+    expect(second.sink.events.map((event) => event.event)).toEqual(['Second', 'Second']);
+  });
+
   it('exposes the engine for flushing and background trackers', async () => {
     const sink = new MemorySink();
     const middleware = idstitch({ sink });

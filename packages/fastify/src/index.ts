@@ -7,7 +7,7 @@ import {
   type RequestScope,
   type Tracker,
 } from '@idstitch/core';
-import { nodeRequestPort, serializeCookie } from '@idstitch/core/node';
+import { mergeSetCookie, type NodeRequestFactReader, NodeRequestPort } from '@idstitch/core/node';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -64,19 +64,22 @@ export function defaultResolveUserId(request: FastifyRequest): unknown {
   return typeof session.get === 'function' ? session.get('userId') : session.userId;
 }
 
+/** Fastify parses X-Forwarded-For (trust proxy) on every read of `request.ip`: read only when needed. */
+const FASTIFY_FACTS: NodeRequestFactReader<FastifyRequest> = {
+  ip: (request) => request.ip,
+  secure: (request) => request.protocol === 'https',
+  path: (request) => request.url,
+};
+
 /**
  * Adds the cookies to the reply's `Set-Cookie`, keeping every other cookie the app or @fastify/cookie set and
  * replacing an earlier value of ours: at most one `Set-Cookie` per name.
  */
 function appendSetCookie(reply: FastifyReply, writes: readonly CookieWrite[]): void {
-  const existing = reply.getHeader('set-cookie');
-  const lines = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-  const ours = writes.map((write) => `${write.name}=`);
+  const lines = mergeSetCookie(reply.getHeader('set-cookie'), writes);
+  // `reply.header('set-cookie', …)` appends to what is there: remove first, so ours is not there twice.
   reply.removeHeader('set-cookie');
-  reply.header('set-cookie', [
-    ...lines.filter((line) => !ours.some((prefix) => line.startsWith(prefix))),
-    ...writes.map(serializeCookie),
-  ]);
+  reply.header('set-cookie', lines);
 }
 
 const plugin: FastifyPluginCallback<IdstitchFastifyOptions> = function idstitchPlugin(
@@ -105,13 +108,7 @@ const plugin: FastifyPluginCallback<IdstitchFastifyOptions> = function idstitchP
   fastify.addHook('onRequest', function idstitchOnRequest(request, _reply, next) {
     if (request.routeOptions.config.idstitch === false) return next();
     try {
-      const scope = engine.handle(
-        nodeRequestPort(request, {
-          ip: request.ip,
-          secure: request.protocol === 'https',
-          path: request.url,
-        }),
-      );
+      const scope = engine.handle(new NodeRequestPort(request, FASTIFY_FACTS));
       (request as FastifyRequest & ScopedRequest)[kScope] = scope;
       request.tracker = scope.tracker;
     } catch (error) {

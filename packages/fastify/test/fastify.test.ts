@@ -223,6 +223,36 @@ describe('@idstitch/fastify', () => {
     expect(sink.events[0]!.properties.ip).toBe('203.0.113.50');
   });
 
+  it('resolves the client IP (X-Forwarded-For through trustProxy) only when geolocate needs it', async () => {
+    for (const geolocate of [false, true]) {
+      let trustChecks = 0;
+      const { server, sink } = await start(
+        (app) => {
+          app.get('/', async (request) => {
+            request.tracker.track('Home');
+            return 'ok';
+          });
+        },
+        { geolocate },
+        // Fastify asks trustProxy for every hop each time it computes request.ip.
+        {
+          trustProxy: () => {
+            trustChecks++;
+            return true;
+          },
+        },
+      );
+      await request(server).get('/').set('X-Forwarded-For', '203.0.113.50').expect(200);
+      expect({ geolocate, trustChecks: trustChecks > 0, ip: sink.events[0]!.properties.ip }).toEqual({
+        geolocate,
+        trustChecks: geolocate,
+        ip: geolocate ? '203.0.113.50' : undefined,
+      });
+      await open?.close();
+      open = undefined;
+    }
+  });
+
   it('still answers when the sink throws, reporting the drop', async () => {
     const codes: string[] = [];
     const broken: Sink = {

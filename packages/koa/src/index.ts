@@ -6,7 +6,7 @@ import {
   type RequestPort,
   type Tracker,
 } from '@idstitch/core';
-import { nodeRequestPort, writeCookiesBeforeHeaders } from '@idstitch/core/node';
+import { type NodeRequestFactReader, NodeRequestPort, openNodeRequest } from '@idstitch/core/node';
 import type { Context, Middleware, Next } from 'koa';
 
 declare module 'koa' {
@@ -41,42 +41,72 @@ export function defaultResolveUserId(ctx: Context): unknown {
   return (ctx as Context & { session?: { userId?: unknown } | null }).session?.userId;
 }
 
+/** Koa computes these on read (`app.proxy`, X-Forwarded-*): the port reads them only when needed. */
+const KOA_FACTS: NodeRequestFactReader<Context> = {
+  ip: (ctx) => ctx.ip,
+  secure: (ctx) => ctx.secure,
+  path: (ctx) => ctx.originalUrl,
+};
+
+interface DeviceCookieCheck {
+  verified: string[];
+  rejected: number;
+  stale: boolean;
+}
+
 /**
  * The request port, reading the device cookie as Koa would: when the app has `app.keys`, only values whose
  * `.sig` cookie verifies count, and one verified with a retired key is re-signed.
  */
-function koaRequestPort(ctx: Context, deviceCookies: ReadonlySet<string>): RequestPort<Context> {
-  const port = nodeRequestPort(ctx, { ip: ctx.ip, secure: ctx.secure, path: ctx.originalUrl });
-  const keys = (ctx.cookies as SigningCookies).keys;
-  if (!keys) return port;
-  const checked = new Map<string, { verified: string[]; rejected: number; stale: boolean }>();
-  const device = (deviceCookie: string) => {
-    const known = checked.get(deviceCookie);
+class SignedKoaRequestPort extends NodeRequestPort<Context> {
+  private readonly checked = new Map<string, DeviceCookieCheck>();
+
+  constructor(
+    ctx: Context,
+    private readonly keys: NonNullable<SigningCookies['keys']>,
+    private readonly deviceCookies: ReadonlySet<string>,
+  ) {
+    super(ctx, KOA_FACTS);
+  }
+
+  override cookies(name: string): string[] {
+    return this.deviceCookies.has(name) ? this.device(name).verified : super.cookies(name);
+  }
+
+  isCookieStale(name: string): boolean {
+    return this.deviceCookies.has(name) && this.device(name).stale;
+  }
+
+  rejectedCookies(name: string): number {
+    return this.deviceCookies.has(name) ? this.device(name).rejected : 0;
+  }
+
+  private device(deviceCookie: string): DeviceCookieCheck {
+    const known = this.checked.get(deviceCookie);
     if (known) return known;
-    const values = port.cookies(deviceCookie);
-    const signatures = port.cookies(`${deviceCookie}.sig`);
+    const values = super.cookies(deviceCookie);
+    const signatures = super.cookies(`${deviceCookie}.sig`);
     let stale = false;
     const verified = values.filter((value) => {
       // `cookies` signs `name=value` as written; ctx.cookies.set was given the URI-encoded value.
       const data = `${deviceCookie}=${encodeURIComponent(value)}`;
       let key = -1;
       for (const signature of signatures) {
-        const index = keys.index(data, signature);
+        const index = this.keys.index(data, signature);
         if (index >= 0 && (key < 0 || index < key)) key = index;
       }
       if (key > 0) stale = true;
       return key >= 0;
     });
     const result = { verified, rejected: values.length - verified.length, stale };
-    checked.set(deviceCookie, result);
+    this.checked.set(deviceCookie, result);
     return result;
-  };
-  return {
-    ...port,
-    cookies: (name) => (deviceCookies.has(name) ? device(name).verified : port.cookies(name)),
-    isCookieStale: (name) => deviceCookies.has(name) && device(name).stale,
-    rejectedCookies: (name) => (deviceCookies.has(name) ? device(name).rejected : 0),
-  };
+  }
+}
+
+function koaRequestPort(ctx: Context, deviceCookies: ReadonlySet<string>): RequestPort<Context> {
+  const keys = (ctx.cookies as SigningCookies).keys;
+  return keys ? new SignedKoaRequestPort(ctx, keys, deviceCookies) : new NodeRequestPort(ctx, KOA_FACTS);
 }
 
 /** Writes through `ctx.cookies`, so `app.keys` signs the device cookie as it signs the app's own. */
@@ -108,8 +138,8 @@ export function idstitch(options?: IdstitchKoaOptions): IdstitchMiddleware {
   const deviceCookies: ReadonlySet<string> = new Set(hostName ? [name, hostName] : [name]);
   const middleware = function idstitchMiddleware(ctx: Context, next: Next): Promise<void> {
     try {
-      const scope = engine.handle(koaRequestPort(ctx, deviceCookies));
-      writeCookiesBeforeHeaders(ctx.res, scope, engine.options.report, (writes) =>
+      // Koa's response is Node's own, so this is the per-response `writeHead` wrapper (see the core's header hook).
+      const scope = openNodeRequest(engine, koaRequestPort(ctx, deviceCookies), ctx.res, (writes) =>
         writeKoaCookies(ctx, deviceCookies, writes),
       );
       ctx.state.tracker = scope.tracker;

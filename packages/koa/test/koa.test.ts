@@ -281,6 +281,27 @@ describe('@idstitch/koa', () => {
     });
   });
 
+  it('resolves the client IP (X-Forwarded-For behind app.proxy) only when geolocate needs it', async () => {
+    for (const geolocate of [false, true]) {
+      const { app, sink, server } = start({ options: { cookie: { secret: SECRET }, geolocate } });
+      app.proxy = true;
+      let ipHeaderReads = 0;
+      // Koa reads app.proxyIpHeader each time it computes ctx.ip (and memoises it per request).
+      Object.defineProperty(app, 'proxyIpHeader', {
+        get() {
+          ipHeaderReads++;
+          return 'X-Forwarded-For';
+        },
+      });
+      await request(server).get('/track/Home').set('X-Forwarded-For', '203.0.113.50').expect(204);
+      expect({ geolocate, read: ipHeaderReads > 0, ip: sink.events[0]!.properties.ip }).toEqual({
+        geolocate,
+        read: geolocate,
+        ip: geolocate ? '203.0.113.50' : undefined,
+      });
+    }
+  });
+
   it('reports instead of throwing when Koa refuses a Secure cookie over plain HTTP', async () => {
     const { server, errors, sink } = start({ options: { cookie: { secure: true } } });
     await request(server).get('/track/x').expect(204);

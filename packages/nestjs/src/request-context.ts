@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Idstitch, Tracker as RequestTracker } from '@idstitch/core';
+import type { Idstitch, RequestScope, Tracker as RequestTracker } from '@idstitch/core';
 
 /**
  * The request your `resolveUserId` receives: Express's `req` on `@nestjs/platform-express`, Fastify's `request`
@@ -16,6 +16,8 @@ export interface IdstitchRequest {
 export interface RequestContext {
   readonly tracker: RequestTracker;
   readonly engine: Idstitch<IdstitchRequest>;
+  /** On Fastify, the scope its `onSend` hook settles; on Express the core's header hook holds it. */
+  readonly scope: RequestScope | undefined;
 }
 
 interface ContextSlot {

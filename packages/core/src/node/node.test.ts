@@ -1,11 +1,19 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CookieWrite } from '../cookie/cookie-header.js';
 import { createIdstitch } from '../create.js';
 import type { IdstitchError } from '../errors.js';
 import { fakeRequestPort, MemorySink } from '../testing/index.js';
-import { handleNodeRequest, nodeRequestPort, writeCookiesBeforeHeaders } from './index.js';
+import {
+  beforeHeaders,
+  handleNodeRequest,
+  type NodeRequestFactReader,
+  NodeRequestPort,
+  nodeRequestPort,
+  openNodeRequest,
+  writeCookiesBeforeHeaders,
+} from './index.js';
 
 const SECRET = 'node-helper-test-secret-0123456789';
 
@@ -15,8 +23,13 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  server = createServer(handler);
+async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  Response?: new (request: IncomingMessage) => ServerResponse,
+): Promise<string> {
+  server = Response
+    ? createServer({ ServerResponse: Response as typeof ServerResponse }, handler)
+    : createServer(handler);
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
@@ -107,5 +120,109 @@ describe('RequestPort.isCookieStale', () => {
         .settle();
     expect(again(false)).toEqual([]);
     expect(again(true)).toEqual([expect.objectContaining({ name: first.name, value: first.value })]);
+  });
+});
+
+describe('NodeRequestPort', () => {
+  type Req = { headers: IncomingMessage['headers']; userId?: string };
+  const reads = { ip: 0, secure: 0, host: 0 };
+  const facts: NodeRequestFactReader<Req> = {
+    ip: () => {
+      reads.ip++;
+      throw new Error('the ip getter must not run unless geolocate needs it');
+    },
+    secure: () => {
+      reads.secure++;
+      return false;
+    },
+    host: () => {
+      reads.host++;
+      return 'app.example';
+    },
+    path: () => '/p?q=1',
+  };
+
+  it('reads a fact only when the core needs it, and once: an unused ip getter that throws is never touched', () => {
+    reads.ip = reads.secure = reads.host = 0;
+    const errors: IdstitchError[] = [];
+    const idstitch = createIdstitch<Req>(
+      { sink: new MemorySink(), cookie: { secret: SECRET }, onError: (error) => errors.push(error) },
+      { resolveUserId: (request) => request.userId },
+    );
+    const port = new NodeRequestPort<Req>({ headers: { cookie: 'a=1; a=2' } }, facts);
+    const scope = idstitch.handle(port);
+    scope.tracker.track('Viewed');
+    expect(scope.settle().map((write) => write.name)).toEqual(['idstitch_device']);
+    expect(reads.ip).toBe(0);
+    expect([port.secure, port.host, port.host, port.path, port.cookies('a')]).toEqual([
+      false,
+      'app.example',
+      'app.example',
+      '/p?q=1',
+      ['1', '2'],
+    ]);
+    expect([reads.secure, reads.host]).toEqual([1, 1]);
+    expect(errors).toEqual([]);
+  });
+
+  it('reads the ip when geolocate needs it', () => {
+    const idstitch = createIdstitch<Req>(
+      { sink: new MemorySink(), cookie: { secret: SECRET }, geolocate: true },
+      { resolveUserId: () => undefined },
+    );
+    const port = new NodeRequestPort<Req>({ headers: {} }, { ...facts, ip: () => '203.0.113.9' });
+    const sink = idstitch.options.sink as MemorySink;
+    idstitch.handle(port).tracker.track('Viewed');
+    expect(sink.events[0]!.properties.ip).toBe('203.0.113.9');
+  });
+});
+
+describe('beforeHeaders', () => {
+  /** A response class of a framework's own, like Express's `res` between the response and Node's prototype. */
+  class FrameworkResponse extends ServerResponse {}
+
+  const engine = () =>
+    createIdstitch(
+      { sink: new MemorySink(), cookie: { secret: SECRET } },
+      { resolveUserId: () => undefined },
+    );
+
+  it('settles through one writeHead on a framework response prototype, keeping headers given to writeHead', async () => {
+    const idstitch = engine();
+    const own: boolean[] = [];
+    const url = await serve((req, res) => {
+      openNodeRequest(idstitch, nodeRequestPort(req, { ip: undefined, secure: false, path: '/' }), res);
+      own.push(Object.hasOwn(res, 'writeHead'));
+      res.setHeader('set-cookie', 'replaced=1');
+      res.writeHead(200, 'OK', { 'set-cookie': ['app=1; Path=/'], 'x-app': 'yes' });
+      res.end();
+    }, FrameworkResponse);
+    for (let request = 0; request < 2; request++) {
+      const response = await fetch(url);
+      expect(response.headers.get('x-app')).toBe('yes');
+      expect(response.headers.getSetCookie().map((line) => line.split('=')[0])).toEqual([
+        'app',
+        'idstitch_device',
+      ]);
+    }
+    expect(own).toEqual([false, false]);
+    expect(Object.hasOwn(FrameworkResponse.prototype, 'writeHead')).toBe(true);
+  });
+
+  it('falls back to a per-response wrapper for a second listener and a response another middleware wrapped', async () => {
+    const calls: string[] = [];
+    const url = await serve((_req, res) => {
+      beforeHeaders(res, { beforeHeaders: () => calls.push('first') });
+      beforeHeaders(res, { beforeHeaders: () => calls.push('second') });
+      const writeHead = res.writeHead;
+      res.writeHead = function wrapped(this: ServerResponse, ...args: unknown[]) {
+        calls.push('app wrapper');
+        return (writeHead as (...args: unknown[]) => ServerResponse).apply(this, args);
+      } as typeof res.writeHead;
+      beforeHeaders(res, { beforeHeaders: () => calls.push('third') });
+      res.end();
+    }, FrameworkResponse);
+    await fetch(url);
+    expect(calls.sort()).toEqual(['app wrapper', 'first', 'second', 'third']);
   });
 });
