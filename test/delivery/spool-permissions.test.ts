@@ -5,7 +5,7 @@
  * refused (`spool_unavailable`, naming the directory and `chmod 700`) and the sink runs from memory.
  * Real sockets to the fake Mixpanel.
  */
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IdstitchError } from '@idstitch/core';
@@ -107,4 +107,24 @@ it('a directory only this user can write is used; one the sink creates gets mode
   expect(statSync(dir).mode & 0o777).toBe(0o700);
   expect(statSync(join(dir, '0000000001.seg')).mode & 0o777).toBe(0o600);
   await fake.comeBack();
+});
+
+it('a spool directory whose parent others can write (no sticky bit) is refused: they could swap it for theirs', async () => {
+  fake.clear();
+  const parent = spoolDir();
+  chmodSync(parent, 0o777);
+  const dir = join(parent, 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  // Stands for the directory another user put in place of ours (`mv spool x && mkdir spool`) after the
+  // check; here it is simply there already, with their $merge in it.
+  plantMerge(dir);
+  const { sink, errors } = createSink(dir);
+  await sink.ready();
+  await sink.drain();
+  expect(merges()).toEqual([]);
+  expect(errors.map((e) => e.code)).toEqual(['spool_unavailable']);
+  expect(errors[0]?.message).toContain(
+    `lies in ${parent}, which is writable by others (mode 777) without the sticky bit`,
+  );
+  await sink.close();
 });

@@ -48,8 +48,8 @@ interface PendingRecord {
 
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
 export async function openDiskSpool(options: ResolvedSpoolOptions, hooks: SpoolHooks): Promise<Spool> {
-  const dir = resolve(options.dir);
-  await prepareDirectory(dir);
+  // The real path from here on: a symlink in the configured one could be re-pointed after the checks.
+  const dir = await prepareDirectory(resolve(options.dir));
   const unlock = await lockDirectory(dir);
   try {
     const spool = new DiskSpool(dir, options, hooks, unlock);
