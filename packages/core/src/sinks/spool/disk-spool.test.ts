@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
 import { encodeRecord } from './format.js';
+import { LOCK_REFRESH_MS } from './lock.js';
 import type { LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
 
 const dirs: string[] = [];
@@ -207,6 +208,27 @@ describe('disk spool', () => {
     writeFileSync(join(dir, 'LOCK'), '2147483646\n'); // no such process
     const again = await openDiskSpool(options(dir), hooks().h);
     await again.close();
+  });
+
+  it('stops appending once another process took its LOCK over (it went LOCK_STALE_MS without a refresh)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const dir = tempDir();
+      const seen = hooks();
+      const spool = await openDiskSpool(options(dir), seen.h);
+      expect(spool.append(1, 'import', json(1), true)).toBeTypeOf('number');
+      // What a process on another host writes when it takes a LOCK it found stale.
+      rmSync(join(dir, 'LOCK'));
+      writeFileSync(join(dir, 'LOCK'), '4242 other-host.example\n');
+      vi.advanceTimersByTime(LOCK_REFRESH_MS);
+      await vi.waitFor(() => expect(seen.errors.map((e) => e.code)).toEqual(['spool_locked']));
+      // New messages go to the caller's memory policy instead of segments the new holder may number alike.
+      expect(spool.append(2, 'import', json(2), true)).toBeUndefined();
+      await spool.close();
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe('4242 other-host.example\n');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a full disk is reported and the spilled records come back to the caller, never a crash', async (context) => {

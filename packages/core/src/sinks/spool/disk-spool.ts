@@ -20,7 +20,7 @@ import {
   RECORD_OVERHEAD,
   SENDING_MAGIC,
 } from './format.js';
-import { lockDirectory } from './lock.js';
+import { LOCK_STALE_MS, lockDirectory } from './lock.js';
 import { recoverDirectory, removeSegment, reportReadBackDamage } from './recover.js';
 import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
@@ -50,9 +50,10 @@ interface PendingRecord {
 export async function openDiskSpool(options: ResolvedSpoolOptions, hooks: SpoolHooks): Promise<Spool> {
   // The real path from here on: a symlink in the configured one could be re-pointed after the checks.
   const dir = await prepareDirectory(resolve(options.dir));
-  const unlock = await lockDirectory(dir);
+  let spool: DiskSpool | undefined;
+  const unlock = await lockDirectory(dir, () => spool?.lockLost());
   try {
-    const spool = new DiskSpool(dir, options, hooks, unlock);
+    spool = new DiskSpool(dir, options, hooks, unlock);
     await spool.recover();
     return spool;
   } catch (error) {
@@ -74,7 +75,8 @@ class DiskSpool implements Spool {
   /** See {@link idSpan}. */
   #idSpan: number;
   #bytes = 0;
-  #state: 'ok' | 'full' | 'failed' = 'ok';
+  /** `lost`: another process took the directory over (see {@link lockLost}); for good. */
+  #state: 'ok' | 'full' | 'failed' | 'lost' = 'ok';
   #failedAt = 0;
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: { segment: Segment; offset: number } | undefined;
@@ -125,7 +127,7 @@ class DiskSpool implements Spool {
   }
 
   append(seq: number, endpoint: MixpanelEndpoint, json: string, spilled: boolean): number | undefined {
-    if (this.#closed) return undefined;
+    if (this.#closed || this.#state === 'lost') return undefined;
     if (this.#state === 'failed') {
       if (Date.now() - this.#failedAt < RETRY_AFTER_MS) return undefined;
       this.#state = 'ok';
@@ -173,6 +175,25 @@ class DiskSpool implements Spool {
     this.#pending.push({ segment, buffer, seq, spilled, endpoint, json });
     this.#kick();
     return segment.no * this.#idSpan + index;
+  }
+
+  /**
+   * Our `LOCK` names another process now: it took the directory over while this one could not refresh
+   * it. Nothing new is appended from here on (new segments of ours would collide with its segment
+   * numbers, and their acks with its records); new messages take the memory policy.
+   */
+  lockLost(): void {
+    if (this.#closed || this.#state === 'lost') return;
+    this.#state = 'lost';
+    this.#hooks.report(
+      new IdstitchError(
+        'spool_locked',
+        `another process took over spool ${this.#dir} (this one had not refreshed its LOCK for ` +
+          `${LOCK_STALE_MS / 1000} s: a blocked event loop, a paused machine or a clock jump); no new messages ` +
+          'are written to it, they are held in memory under its budget. Give each process its own spool directory.',
+        { details: { dir: this.#dir } },
+      ),
+    );
   }
 
   async read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {

@@ -130,3 +130,28 @@ describe.runIf(startOf(process.pid) !== undefined)(
     });
   },
 );
+
+describe('the spool LOCK, once taken over', () => {
+  it('tells its holder at the next refresh, and stops touching the new holder’s LOCK', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const dir = tempDir();
+    let lost = 0;
+    const release = await lockDirectory(dir, () => {
+      lost += 1;
+    });
+    // Another host took it over while this holder's event loop was blocked past LOCK_STALE_MS.
+    const theirs = '4242 other-host.example\n';
+    rmSync(join(dir, 'LOCK'));
+    writeFileSync(join(dir, 'LOCK'), theirs);
+    age(dir, 5000);
+    const before = statSync(join(dir, 'LOCK')).mtimeMs;
+    vi.advanceTimersByTime(LOCK_REFRESH_MS);
+    await vi.waitFor(() => expect(lost).toBe(1));
+    vi.advanceTimersByTime(3 * LOCK_REFRESH_MS);
+    await new Promise((done) => setTimeout(done, 20));
+    expect(lost).toBe(1);
+    expect(statSync(join(dir, 'LOCK')).mtimeMs).toBe(before);
+    await release();
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(theirs);
+  });
+});

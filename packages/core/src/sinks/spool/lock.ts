@@ -126,9 +126,14 @@ function live(holder: Holder): boolean {
 /**
  * Takes `<dir>/LOCK`, created exclusively (mode 600) with this process's PID and host, and keeps it fresh
  * while held (an unref'd timer). A stale lock is taken over. Returns the release function.
+ *
+ * Each refresh first reads the `LOCK` back: when it no longer names this process (another host took it
+ * over after this one went {@link LOCK_STALE_MS} without a refresh: an event loop blocked that long, a
+ * clock jump, a paused VM), `onLost` is called once and the timer stops, so that the holder stops writing
+ * a directory that is no longer its own and does not keep the new holder's `LOCK` looking fresh.
  * @throws SpoolLockedError while another live process (or this one) holds the directory.
  */
-export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
+export async function lockDirectory(dir: string, onLost?: () => void): Promise<() => Promise<void>> {
   const path = join(dir, 'LOCK');
   // The real path: two spellings of one directory (a symlink) must not both count as free.
   const key = join(await realpath(dir), 'LOCK');
@@ -154,9 +159,22 @@ export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
         await rm(path, { force: true });
         continue;
       }
+      let lost = false;
       const timer = setInterval(() => {
-        const now = new Date();
-        utimes(path, now, now).catch(() => {});
+        readFile(path, { encoding: 'utf8', flag: READ_FLAGS })
+          .catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? '' : mine))
+          .then((text) => {
+            if (lost) return;
+            if (text !== mine) {
+              lost = true;
+              clearInterval(timer);
+              onLost?.();
+              return;
+            }
+            const now = new Date();
+            return utimes(path, now, now);
+          })
+          .catch(() => {});
       }, LOCK_REFRESH_MS);
       timer.unref();
       return async () => {
