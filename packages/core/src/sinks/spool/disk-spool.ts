@@ -226,11 +226,17 @@ class DiskSpool implements Spool {
       // would otherwise re-read a large backlog for every few records it takes.
       let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
       let parsed: ReturnType<typeof parseRecords>;
-      for (;;) {
-        parsed = parseRecords(await readAt(segment.path, cursor.offset, chunk), 0, chunk === length);
-        // One record larger than the chunk: read it whole.
-        if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length) break;
-        chunk = length;
+      try {
+        for (;;) {
+          parsed = parseRecords(await readAt(segment.path, cursor.offset, chunk), 0, chunk === length);
+          // One record larger than the chunk: read it whole.
+          if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length) break;
+          chunk = length;
+        }
+      } catch (error) {
+        // What was read before is out of the backlog already: hand it over, the next read meets the error.
+        if (out.length > 0) return out;
+        throw error;
       }
       let consumed = parsed.next;
       let full = false;
