@@ -119,9 +119,11 @@ describe.runIf(startOf(process.pid) !== undefined)(
       await expect(lockDirectory(dir)).rejects.toThrow(`in use by process ${process.ppid}`);
     });
 
-    it('takes over a fresh LOCK whose PID now belongs to another process (PID reused after a crash)', async () => {
+    it('leaves a LOCK whose live PID has another start time to the age rule (a reused PID, or another PID namespace)', async () => {
       const dir = tempDir();
       writeFileSync(join(dir, 'LOCK'), `${process.ppid} ${hostname()} 1${startOf(process.ppid)}\n`);
+      await expect(lockDirectory(dir)).rejects.toBeInstanceOf(SpoolLockedError);
+      age(dir, LOCK_STALE_MS + 1000);
       const release = await lockDirectory(dir);
       expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(
         `${process.pid} ${hostname()} ${startOf(process.pid)}\n`,

@@ -6,10 +6,10 @@
  * 1. this process's registry of the locks it holds (a `Symbol.for` global slot, so that ESM and CJS copies
  *    of the core share it): a `LOCK` naming our own PID that we do not hold was left by an earlier process
  *    that had the same PID, as a restarted container's PID 1 does, and is stale;
- * 2. on this host, whether the PID still runs and, when both start times are known, is the same process
- *    (not a later one that reused the PID): that answer is exact, so it holds whatever the `LOCK`'s age. A
- *    holder whose event loop was blocked past {@link LOCK_STALE_MS}, or a wall clock that jumped forward,
- *    must not let a second process write the same segments;
+ * 2. on this host, whether the PID still runs; when it does and has the start time the `LOCK` names, it is
+ *    the holder itself, live whatever the `LOCK`'s age: a holder whose event loop was blocked past
+ *    {@link LOCK_STALE_MS}, or a wall clock that jumped forward, must not let a second process write the
+ *    same segments;
  * 3. otherwise (another host on a shared disk, or no start times) its age: the holder touches the `LOCK`
  *    (mtime) every {@link LOCK_REFRESH_MS}; one untouched for {@link LOCK_STALE_MS} is stale.
  */
@@ -117,9 +117,10 @@ function live(holder: Holder): boolean {
   // Ours, but not in our registry: an earlier process with our PID (a restarted container's PID 1).
   if (pid === process.pid) return false;
   if (!alive(pid)) return false;
-  const running = start === undefined ? undefined : processStart(pid);
-  // Both start times known: exact, whatever the age (see the module comment).
-  if (running !== undefined) return running === start;
+  // The very process that wrote it: live, whatever the age (see the module comment). Another start time
+  // is most likely a reused PID, but could be a process of another PID namespace sharing our host name:
+  // left to the age rule, as when start times are unknown.
+  if (start !== undefined && processStart(pid) === start) return true;
   return ageMs <= LOCK_STALE_MS;
 }
 
