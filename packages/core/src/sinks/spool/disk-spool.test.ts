@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -179,6 +179,32 @@ describe('disk spool', () => {
     expect(spool.backlog).toBe(100 - records.length);
     await expect(spool.read(10_000, 1 << 20)).rejects.toThrow(/ENOENT/);
     expect(spool.backlog).toBe(100 - records.length);
+    await spool.close();
+  });
+
+  it('refuses, while reading back, a segment file another user put in place of its own', async (context) => {
+    if (process.geteuid?.() !== 0) return context.skip('needs root to give the file to another user');
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir), seen.h);
+    await fill(spool, 100);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(100));
+    // What a directory swapped after the start-up check holds: the next segment, with records of theirs.
+    const planted = join(dir, '0000000002.seg');
+    const merge = JSON.stringify({ event: '$merge', properties: { $distinct_ids: ['victim', 'attacker'] } });
+    rmSync(planted);
+    writeFileSync(planted, encodeRecord(0, 1, 'import', merge));
+    chownSync(planted, 4242, 4242);
+    const read: string[] = [];
+    for (let round = 0; round < 5; round += 1) {
+      const records = await spool.read(10_000, 1 << 20).catch((error: Error) => error);
+      if (records instanceof Error) {
+        expect(records.message).toContain('0000000002.seg is owned by uid 4242');
+        break;
+      }
+      read.push(...records.map((r) => r.json));
+    }
+    expect(read).not.toContain(merge);
     await spool.close();
   });
 

@@ -6,11 +6,10 @@
  * Every file operation (write, fsync, truncate, close, delete) runs in one serial loop ({@link DiskSpool}
  * `#run`): a handle is never closed while another operation uses it, and two writes never interleave.
  */
-import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
-import { FILE_MODE, LEDGER_FLAGS, prepareDirectory, SEGMENT_FLAGS } from './directory.js';
+import { FILE_MODE, LEDGER_FLAGS, openOwned, prepareDirectory, SEGMENT_FLAGS } from './directory.js';
 import {
   ACK_MAGIC,
   encodeLedger,
@@ -393,7 +392,7 @@ class DiskSpool implements Spool {
         while (end < batch.length && (batch[end] as PendingRecord).segment === segment) end += 1;
         const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
-        segment.file ??= await open(segment.path, SEGMENT_FLAGS, FILE_MODE);
+        segment.file ??= await openOwned(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;
         touched.add(segment);
@@ -407,7 +406,7 @@ class DiskSpool implements Spool {
         segment.pendingLedger = [];
         if (segment.ledgerMustSync) mustSync.push(segment);
         segment.ledgerMustSync = false;
-        segment.ledger ??= await open(segment.ledgerPath, LEDGER_FLAGS, FILE_MODE);
+        segment.ledger ??= await openOwned(segment.ledgerPath, LEDGER_FLAGS, FILE_MODE);
         await writeAll(segment.ledger, Buffer.concat(entries));
         touched.add(segment);
       }

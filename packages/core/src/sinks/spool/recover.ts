@@ -2,10 +2,10 @@
  * Taking stock of a spool directory at open: which segments a previous process left, what in them is
  * still unsettled, and what is damaged (reported, skipped). Node-only.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IdstitchError } from '../../errors.js';
-import { READ_FLAGS } from './directory.js';
+import { readOwned } from './directory.js';
 import { type Damage, parseLedger, parseRecords } from './format.js';
 import { newSegment, type Segment } from './segment.js';
 
@@ -35,8 +35,9 @@ export async function recoverDirectory(
   for (const no of numbers) {
     out.lastNo = Math.max(out.lastNo, no);
     const segment = newSegment(dir, no, false);
-    const buffer = await readFile(segment.path, { flag: READ_FLAGS });
-    const ledger = await readFile(segment.ledgerPath, { flag: READ_FLAGS }).catch(() => Buffer.alloc(0));
+    const buffer = await readOwned(segment.path);
+    // Missing, or not made by this user alone (its acks are not trusted): nothing settled.
+    const ledger = await readOwned(segment.ledgerPath).catch(() => Buffer.alloc(0));
     const { acked, sending, damaged } = parseLedger(ledger);
     const { records, damage } = parseRecords(buffer, 0, true);
     for (const hurt of damage) {
