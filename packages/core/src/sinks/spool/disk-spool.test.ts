@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -205,6 +214,26 @@ describe('disk spool', () => {
       read.push(...records.map((r) => r.json));
     }
     expect(read).not.toContain(merge);
+    await spool.close();
+  });
+
+  it('a segment cut short on disk is reported once and read past; reading never spins on its end', {
+    timeout: 10_000,
+  }, async () => {
+    // Before: read() re-read the missing end of the segment for ever and never returned.
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir), seen.h);
+    await fill(spool, 100);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(100));
+    const second = join(dir, '0000000002.seg');
+    truncateSync(second, statSync(second).size - 50);
+    const read = await readAll(spool);
+    expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
+    expect(seen.errors[0]?.message).toContain('short of what was written to it');
+    // Everything but the records in the lost end: those before it, and every later segment's.
+    expect(read.length).toBeGreaterThan(90);
+    expect(read.at(-1)).toBe(json(99));
     await spool.close();
   });
 

@@ -20,7 +20,7 @@ import {
   SENDING_MAGIC,
 } from './format.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
-import { recoverDirectory, removeSegment, reportReadBackDamage } from './recover.js';
+import { recoverDirectory, removeSegment, reportReadBackDamage, reportTruncated } from './recover.js';
 import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
@@ -225,11 +225,16 @@ class DiskSpool implements Spool {
       // would otherwise re-read a large backlog for every few records it takes.
       let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
       let parsed: ReturnType<typeof parseRecords>;
+      /** The file ends before what was written to it: cut short on disk. */
+      let short = false;
       try {
         for (;;) {
-          parsed = parseRecords(await readAt(segment.path, cursor.offset, chunk), 0, chunk === length);
+          const buffer = await readAt(segment.path, cursor.offset, chunk);
+          short = buffer.length < chunk;
+          // Not \`complete\` when cut short: the cut record is reported with the missing end, below.
+          parsed = parseRecords(buffer, 0, chunk === length && !short);
           // One record larger than the chunk: read it whole.
-          if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length) break;
+          if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length || short) break;
           chunk = length;
         }
       } catch (error) {
@@ -264,6 +269,11 @@ class DiskSpool implements Spool {
         this.#hooks.report(error),
       );
       cursor.offset += consumed;
+      if (short && !full) {
+        // Nothing more can be read from this segment: going on would re-read its end for ever (a stall).
+        reportTruncated(segment, cursor.offset, (error) => this.#hooks.report(error));
+        cursor.offset = segment.written;
+      }
       if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
     }
     return out;

@@ -120,3 +120,21 @@ export function reportReadBackDamage(
     );
   }
 }
+
+/** A segment found shorter than what was written to it (truncated by hand, or a damaged file system). */
+export function reportTruncated(
+  segment: Segment,
+  offset: number,
+  report: (error: IdstitchError) => void,
+): void {
+  const bytes = segment.written - offset;
+  if (bytes <= 0) return;
+  report(
+    new IdstitchError(
+      'spool_corrupt',
+      `spool segment ${segment.path} ends at offset ${offset}, ${bytes} bytes short of what was written to it ` +
+        '(truncated); the records they held cannot be delivered, the rest are',
+      { details: { path: segment.path, offset, bytes } },
+    ),
+  );
+}
