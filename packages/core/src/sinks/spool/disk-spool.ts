@@ -20,7 +20,13 @@ import {
   SENDING_MAGIC,
 } from './format.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
-import { recoverDirectory, removeSegment, reportReadBackDamage, reportTruncated } from './recover.js';
+import {
+  recoverDirectory,
+  removeSegment,
+  reportReadBackDamage,
+  reportTruncated,
+  reportUnreadable,
+} from './recover.js';
 import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
@@ -238,6 +244,15 @@ class DiskSpool implements Spool {
           chunk = length;
         }
       } catch (error) {
+        const code = errorCode(error);
+        if (code === 'ENOENT' || code === 'ESPOOLUNSAFE') {
+          // Deleted under the spool (a /tmp cleaner), or not made by this user: it can never be read. Read
+          // past it, or every later record would wait behind it until the process ends.
+          reportUnreadable(segment, code, (report) => this.#hooks.report(report));
+          segment.sealed = true;
+          cursor.offset = segment.written;
+          continue;
+        }
         // What was read before is out of the backlog already: hand it over, the next read meets the error.
         if (out.length > 0) return out;
         throw error;

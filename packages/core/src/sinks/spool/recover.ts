@@ -138,3 +138,19 @@ export function reportTruncated(
     ),
   );
 }
+
+/** A segment that can no longer be opened: deleted under the spool, or not made by this user alone. */
+export function reportUnreadable(
+  segment: Segment,
+  code: string,
+  report: (error: IdstitchError) => void,
+): void {
+  report(
+    new IdstitchError(
+      'spool_corrupt',
+      `spool segment ${segment.path} cannot be read back (${code === 'ENOENT' ? 'it was deleted' : 'it is not this user’s own file'}); ` +
+        'the records it held are not delivered, the later ones are',
+      { details: { path: segment.path, code } },
+    ),
+  );
+}
