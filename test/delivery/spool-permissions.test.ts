@@ -5,7 +5,7 @@
  * refused (`spool_unavailable`, naming the directory and `chmod 700`) and the sink runs from memory.
  * Real sockets to the fake Mixpanel.
  */
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IdstitchError } from '@idstitch/core';
@@ -107,4 +107,25 @@ it('a directory only this user can write is used; one the sink creates gets mode
   expect(statSync(dir).mode & 0o777).toBe(0o700);
   expect(statSync(join(dir, '0000000001.seg')).mode & 0o777).toBe(0o600);
   await fake.comeBack();
+});
+
+it('a segment file another user made is not read, though the directory passed its check (swapped later)', async (context) => {
+  if (process.geteuid?.() !== 0) return context.skip('needs root to give the file to another user');
+  fake.clear();
+  // Whoever can write the directory's parent can rename it after the start-up check and put theirs in its
+  // place, with their segments: each file is checked once opened, by its owner.
+  const parent = spoolDir();
+  chmodSync(parent, 0o777);
+  const dir = join(parent, 'spool');
+  mkdirSync(dir, { mode: 0o700 });
+  plantMerge(dir);
+  chownSync(join(dir, '0000000001.seg'), 4242, 4242);
+  const { sink, errors } = createSink(dir);
+  await sink.ready();
+  sink.write(eventMessage('From Memory'));
+  await sink.drain();
+  expect(merges()).toEqual([]);
+  expect(errors.map((e) => e.code)).toEqual(['spool_unavailable']);
+  expect(errors[0]?.message).toContain('0000000001.seg is owned by uid 4242');
+  await sink.close();
 });

@@ -177,4 +177,33 @@ describe('the inspector without a token or an authorize check (development)', ()
     expect(await check(from('::ffff:127.0.0.1'), response)).toBe(true);
     expect(await check(from('::1'), response)).toBe(true);
   });
+
+  it('refuses a request relayed by a proxy on this machine (ngrok, cloudflared, nginx): its client is elsewhere', async () => {
+    // A tunnel or reverse proxy running locally connects from 127.0.0.1 and often rewrites Host to the
+    // upstream's (`ngrok --host-header=rewrite`, nginx's default `$proxy_host`): both checks pass although
+    // the client may be anyone on the internet. Such relays say so in a forwarding header.
+    const check = accessCheck({}, 'development');
+    const written: number[] = [];
+    const response = {
+      writeHead: (status: number) => written.push(status),
+      end: () => {},
+    } as unknown as ServerResponse;
+    const relayed = (header: string) =>
+      ({
+        url: '/',
+        headers: { host: 'localhost:3000', [header]: '203.0.113.7' },
+        socket: { remoteAddress: '127.0.0.1' },
+      }) as unknown as IncomingMessage;
+    for (const header of [
+      'x-forwarded-for',
+      'forwarded',
+      'x-real-ip',
+      'via',
+      'x-forwarded-host',
+      'cf-connecting-ip',
+    ]) {
+      expect(await check(relayed(header), response), header).toBe(false);
+    }
+    expect(written).toEqual([403, 403, 403, 403, 403, 403]);
+  });
 });

@@ -161,7 +161,13 @@ export class RedisOutage {
  */
 export type CommandFailure = 'not_run' | 'in_doubt';
 
-const NOT_SENT = /Stream isn't writeable|enableOfflineQueue|Reached the max retries/i;
+/**
+ * Rejections of commands that were never written to Redis: ioredis refuses a command at once while it is
+ * not connected (no offline queue). Not "Reached the max retries per request limit": with
+ * `maxRetriesPerRequest: 0` that is how ioredis rejects every command that was out, sent and unanswered,
+ * when the connection closes, and Redis may well have run it.
+ */
+const NOT_SENT = /Stream isn't writeable|enableOfflineQueue/i;
 
 export function classifyFailure(error: unknown): CommandFailure {
   // ioredis's ReplyError: Redis answered, so the command ran to its end (or never started).

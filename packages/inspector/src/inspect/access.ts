@@ -57,6 +57,25 @@ export function isLoopbackAddress(address: string | undefined): boolean {
   return address === '::1' || (isIPv4(v4) && v4.startsWith('127.'));
 }
 
+/**
+ * Headers a relay adds for the client it forwards. A tunnel or reverse proxy on this machine (ngrok,
+ * cloudflared, nginx, a dev-server proxy) connects from loopback and often rewrites `Host` to the upstream's,
+ * so the loopback checks alone would let its clients (anyone it is reachable by) in.
+ */
+const RELAY_HEADERS = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-real-ip',
+  'via',
+  'cf-connecting-ip',
+];
+
+/** Whether the request says it was relayed for another client (see {@link RELAY_HEADERS}). */
+export function isRelayed(request: IncomingMessage): boolean {
+  return RELAY_HEADERS.some((name) => request.headers[name] !== undefined);
+}
+
 /** The path the app mounted the inspector at, from Express's `originalUrl` (absent: mounted at the root). */
 export function mountPath(request: IncomingMessage): string {
   const original = (request as { originalUrl?: string }).originalUrl ?? request.url ?? '/';
@@ -109,12 +128,18 @@ export function accessCheck(
   return async function checkInspectorAccess(request, response) {
     // Unprotected (development): this machine only. The client must be loopback (not another machine
     // reaching an app listening on 0.0.0.0) and so must the host it names (not a web page that rebinds its
-    // own name to 127.0.0.1 and reads the inspector from the developer's browser).
-    if (open && !(isLoopbackAddress(request.socket?.remoteAddress) && isLoopbackHost(request.headers.host))) {
+    // own name to 127.0.0.1 and reads the inspector from the developer's browser), and it must not have been
+    // relayed by a local proxy or tunnel for a client elsewhere.
+    if (
+      open &&
+      (!isLoopbackAddress(request.socket?.remoteAddress) ||
+        !isLoopbackHost(request.headers.host) ||
+        isRelayed(request))
+    ) {
       response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       response.end(
         'idstitch inspector: without a token it serves this machine only, as http://localhost or ' +
-          'http://127.0.0.1. Pass `token` or `authorize` to open it from elsewhere.\n',
+          'http://127.0.0.1, not through a proxy or tunnel. Pass `token` or `authorize` to open it from elsewhere.\n',
       );
       return false;
     }

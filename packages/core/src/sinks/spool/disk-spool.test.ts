@@ -1,11 +1,21 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
 import { encodeRecord } from './format.js';
+import { LOCK_REFRESH_MS } from './lock.js';
 import type { LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
 
 const dirs: string[] = [];
@@ -163,6 +173,65 @@ describe('disk spool', () => {
     await spool.close();
   });
 
+  it('a segment deleted under the spool is reported and read past: the records before and after it come back', async () => {
+    // Before: once the first segment's records were read (and taken out of the backlog), reading the
+    // deleted one threw and read() threw them away too; then every read threw, and nothing written later
+    // was ever read back.
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir), seen.h);
+    await fill(spool, 100);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(100));
+    expect(spool.stats().segments).toBeGreaterThan(2);
+    rmSync(join(dir, '0000000002.seg'));
+    const read = await readAll(spool);
+    expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
+    expect(seen.errors[0]?.message).toContain('0000000002.seg cannot be read back (it was deleted)');
+    expect(read[0]).toBe(json(0));
+    expect(read.at(-1)).toBe(json(99));
+    await spool.close();
+  });
+
+  it('refuses, while reading back, a segment file another user put in place of its own', async (context) => {
+    if (process.geteuid?.() !== 0) return context.skip('needs root to give the file to another user');
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir), seen.h);
+    await fill(spool, 100);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(100));
+    // What a directory swapped after the start-up check holds: the next segment, with records of theirs.
+    const planted = join(dir, '0000000002.seg');
+    const merge = JSON.stringify({ event: '$merge', properties: { $distinct_ids: ['victim', 'attacker'] } });
+    rmSync(planted);
+    writeFileSync(planted, encodeRecord(0, 1, 'import', merge));
+    chownSync(planted, 4242, 4242);
+    const read = await readAll(spool);
+    expect(read).not.toContain(merge);
+    expect(seen.errors.map((e) => e.message).join('\n')).toContain('0000000002.seg cannot be read back');
+    expect(read.at(-1)).toBe(json(99));
+    await spool.close();
+  });
+
+  it('a segment cut short on disk is reported once and read past; reading never spins on its end', {
+    timeout: 10_000,
+  }, async () => {
+    // Before: read() re-read the missing end of the segment for ever and never returned.
+    const dir = tempDir();
+    const seen = hooks();
+    const spool = await openDiskSpool(options(dir), seen.h);
+    await fill(spool, 100);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(100));
+    const second = join(dir, '0000000002.seg');
+    truncateSync(second, statSync(second).size - 50);
+    const read = await readAll(spool);
+    expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
+    expect(seen.errors[0]?.message).toContain('short of what was written to it');
+    // Everything but the records in the lost end: those before it, and every later segment's.
+    expect(read.length).toBeGreaterThan(90);
+    expect(read.at(-1)).toBe(json(99));
+    await spool.close();
+  });
+
   it('keeps spool IDs exact past two million segments: acks settle the records they name', async () => {
     const dir = tempDir();
     // A long-lived process numbers segments on and on (2^21 segments of 4 KiB is 8 GiB written); a spool
@@ -207,6 +276,27 @@ describe('disk spool', () => {
     writeFileSync(join(dir, 'LOCK'), '2147483646\n'); // no such process
     const again = await openDiskSpool(options(dir), hooks().h);
     await again.close();
+  });
+
+  it('stops appending once another process took its LOCK over (it went LOCK_STALE_MS without a refresh)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const dir = tempDir();
+      const seen = hooks();
+      const spool = await openDiskSpool(options(dir), seen.h);
+      expect(spool.append(1, 'import', json(1), true)).toBeTypeOf('number');
+      // What a process on another host writes when it takes a LOCK it found stale.
+      rmSync(join(dir, 'LOCK'));
+      writeFileSync(join(dir, 'LOCK'), '4242 other-host.example\n');
+      vi.advanceTimersByTime(LOCK_REFRESH_MS);
+      await vi.waitFor(() => expect(seen.errors.map((e) => e.code)).toEqual(['spool_locked']));
+      // New messages go to the caller's memory policy instead of segments the new holder may number alike.
+      expect(spool.append(2, 'import', json(2), true)).toBeUndefined();
+      await spool.close();
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe('4242 other-host.example\n');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a full disk is reported and the spilled records come back to the caller, never a crash', async (context) => {

@@ -6,11 +6,10 @@
  * Every file operation (write, fsync, truncate, close, delete) runs in one serial loop ({@link DiskSpool}
  * `#run`): a handle is never closed while another operation uses it, and two writes never interleave.
  */
-import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
-import { FILE_MODE, LEDGER_FLAGS, prepareDirectory, SEGMENT_FLAGS } from './directory.js';
+import { FILE_MODE, LEDGER_FLAGS, openOwned, prepareDirectory, SEGMENT_FLAGS } from './directory.js';
 import {
   ACK_MAGIC,
   encodeLedger,
@@ -20,8 +19,14 @@ import {
   RECORD_OVERHEAD,
   SENDING_MAGIC,
 } from './format.js';
-import { lockDirectory } from './lock.js';
-import { recoverDirectory, removeSegment, reportReadBackDamage } from './recover.js';
+import { LOCK_STALE_MS, lockDirectory } from './lock.js';
+import {
+  recoverDirectory,
+  removeSegment,
+  reportReadBackDamage,
+  reportTruncated,
+  reportUnreadable,
+} from './recover.js';
 import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
@@ -48,11 +53,12 @@ interface PendingRecord {
 
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
 export async function openDiskSpool(options: ResolvedSpoolOptions, hooks: SpoolHooks): Promise<Spool> {
-  const dir = resolve(options.dir);
-  await prepareDirectory(dir);
-  const unlock = await lockDirectory(dir);
+  // The real path from here on: a symlink in the configured one could be re-pointed after the checks.
+  const dir = await prepareDirectory(resolve(options.dir));
+  let spool: DiskSpool | undefined;
+  const unlock = await lockDirectory(dir, () => spool?.lockLost());
   try {
-    const spool = new DiskSpool(dir, options, hooks, unlock);
+    spool = new DiskSpool(dir, options, hooks, unlock);
     await spool.recover();
     return spool;
   } catch (error) {
@@ -74,7 +80,8 @@ class DiskSpool implements Spool {
   /** See {@link idSpan}. */
   #idSpan: number;
   #bytes = 0;
-  #state: 'ok' | 'full' | 'failed' = 'ok';
+  /** `lost`: another process took the directory over (see {@link lockLost}); for good. */
+  #state: 'ok' | 'full' | 'failed' | 'lost' = 'ok';
   #failedAt = 0;
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: { segment: Segment; offset: number } | undefined;
@@ -125,7 +132,7 @@ class DiskSpool implements Spool {
   }
 
   append(seq: number, endpoint: MixpanelEndpoint, json: string, spilled: boolean): number | undefined {
-    if (this.#closed) return undefined;
+    if (this.#closed || this.#state === 'lost') return undefined;
     if (this.#state === 'failed') {
       if (Date.now() - this.#failedAt < RETRY_AFTER_MS) return undefined;
       this.#state = 'ok';
@@ -175,6 +182,25 @@ class DiskSpool implements Spool {
     return segment.no * this.#idSpan + index;
   }
 
+  /**
+   * Our `LOCK` names another process now: it took the directory over while this one could not refresh
+   * it. Nothing new is appended from here on (new segments of ours would collide with its segment
+   * numbers, and their acks with its records); new messages take the memory policy.
+   */
+  lockLost(): void {
+    if (this.#closed || this.#state === 'lost') return;
+    this.#state = 'lost';
+    this.#hooks.report(
+      new IdstitchError(
+        'spool_locked',
+        `another process took over spool ${this.#dir} (this one had not refreshed its LOCK for ` +
+          `${LOCK_STALE_MS / 1000} s: a blocked event loop, a paused machine or a clock jump); no new messages ` +
+          'are written to it, they are held in memory under its budget. Give each process its own spool directory.',
+        { details: { dir: this.#dir } },
+      ),
+    );
+  }
+
   async read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
     this.#reads += 1;
     try {
@@ -205,11 +231,31 @@ class DiskSpool implements Spool {
       // would otherwise re-read a large backlog for every few records it takes.
       let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
       let parsed: ReturnType<typeof parseRecords>;
-      for (;;) {
-        parsed = parseRecords(await readAt(segment.path, cursor.offset, chunk), 0, chunk === length);
-        // One record larger than the chunk: read it whole.
-        if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length) break;
-        chunk = length;
+      /** The file ends before what was written to it: cut short on disk. */
+      let short = false;
+      try {
+        for (;;) {
+          const buffer = await readAt(segment.path, cursor.offset, chunk);
+          short = buffer.length < chunk;
+          // Not \`complete\` when cut short: the cut record is reported with the missing end, below.
+          parsed = parseRecords(buffer, 0, chunk === length && !short);
+          // One record larger than the chunk: read it whole.
+          if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length || short) break;
+          chunk = length;
+        }
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === 'ENOENT' || code === 'ESPOOLUNSAFE') {
+          // Deleted under the spool (a /tmp cleaner), or not made by this user: it can never be read. Read
+          // past it, or every later record would wait behind it until the process ends.
+          reportUnreadable(segment, code, (report) => this.#hooks.report(report));
+          segment.sealed = true;
+          cursor.offset = segment.written;
+          continue;
+        }
+        // What was read before is out of the backlog already: hand it over, the next read meets the error.
+        if (out.length > 0) return out;
+        throw error;
       }
       let consumed = parsed.next;
       let full = false;
@@ -238,6 +284,11 @@ class DiskSpool implements Spool {
         this.#hooks.report(error),
       );
       cursor.offset += consumed;
+      if (short && !full) {
+        // Nothing more can be read from this segment: going on would re-read its end for ever (a stall).
+        reportTruncated(segment, cursor.offset, (error) => this.#hooks.report(error));
+        cursor.offset = segment.written;
+      }
       if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
     }
     return out;
@@ -366,7 +417,7 @@ class DiskSpool implements Spool {
         while (end < batch.length && (batch[end] as PendingRecord).segment === segment) end += 1;
         const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
-        segment.file ??= await open(segment.path, SEGMENT_FLAGS, FILE_MODE);
+        segment.file ??= await openOwned(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;
         touched.add(segment);
@@ -380,7 +431,7 @@ class DiskSpool implements Spool {
         segment.pendingLedger = [];
         if (segment.ledgerMustSync) mustSync.push(segment);
         segment.ledgerMustSync = false;
-        segment.ledger ??= await open(segment.ledgerPath, LEDGER_FLAGS, FILE_MODE);
+        segment.ledger ??= await openOwned(segment.ledgerPath, LEDGER_FLAGS, FILE_MODE);
         await writeAll(segment.ledger, Buffer.concat(entries));
         touched.add(segment);
       }

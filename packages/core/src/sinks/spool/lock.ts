@@ -1,14 +1,19 @@
 /**
  * The spool directory's `LOCK`: one process at a time writes a spool. Node-only.
  *
- * A `LOCK` holds `<pid> <hostname>`. Whether it is still held is decided, in this order, by:
+ * A `LOCK` holds `<pid> <hostname> [<start>]`, `<start>` being the holder's start time where the system
+ * tells it (Linux: field 22 of `/proc/<pid>/stat`). Whether it is still held is decided, in this order, by:
  * 1. this process's registry of the locks it holds (a `Symbol.for` global slot, so that ESM and CJS copies
  *    of the core share it): a `LOCK` naming our own PID that we do not hold was left by an earlier process
  *    that had the same PID, as a restarted container's PID 1 does, and is stale;
- * 2. its age: the holder touches the `LOCK` (mtime) every {@link LOCK_REFRESH_MS}; one untouched for
- *    {@link LOCK_STALE_MS} is stale whoever wrote it, another host on a shared disk included;
- * 3. on this host, whether the PID still runs.
+ * 2. on this host, whether the PID still runs; when it does and has the start time the `LOCK` names, it is
+ *    the holder itself, live whatever the `LOCK`'s age: a holder whose event loop was blocked past
+ *    {@link LOCK_STALE_MS}, or a wall clock that jumped forward, must not let a second process write the
+ *    same segments;
+ * 3. otherwise (another host on a shared disk, or no start times) its age: the holder touches the `LOCK`
+ *    (mtime) every {@link LOCK_REFRESH_MS}; one untouched for {@link LOCK_STALE_MS} is stale.
  */
+import { readFileSync } from 'node:fs';
 import { lstat, readFile, realpath, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -62,9 +67,25 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * When process `pid` started (clock ticks since boot), to tell it from a later process with the same PID;
+ * `undefined` where unknown (no `/proc`: macOS, Windows; or the process is gone).
+ */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may itself hold spaces and parentheses.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 interface Holder {
   pid: number;
   host: string | undefined;
+  start: string | undefined;
   ageMs: number;
 }
 
@@ -73,8 +94,13 @@ async function readHolder(path: string): Promise<Holder | undefined> {
   try {
     const text = await readFile(path, { encoding: 'utf8', flag: READ_FLAGS });
     const { mtimeMs } = await lstat(path);
-    const [pidText, host] = text.trim().split(' ');
-    return { pid: Number(pidText), host: host || undefined, ageMs: Date.now() - mtimeMs };
+    const [pidText, host, start] = text.trim().split(' ');
+    return {
+      pid: Number(pidText),
+      host: host || undefined,
+      start: start || undefined,
+      ageMs: Date.now() - mtimeMs,
+    };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
@@ -83,23 +109,32 @@ async function readHolder(path: string): Promise<Holder | undefined> {
 
 /** Whether `holder` may still be writing the spool (see the module comment for the order of the rules). */
 function live(holder: Holder): boolean {
-  const { pid, host, ageMs } = holder;
+  const { pid, host, start, ageMs } = holder;
   // Empty or garbled: the creator crashed between creating the file and writing it.
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (ageMs > LOCK_STALE_MS) return false;
   // Another machine on a shared disk: its PID cannot be checked from here; its refreshes can.
-  if (host !== undefined && host !== hostname()) return true;
+  if (host !== undefined && host !== hostname()) return ageMs <= LOCK_STALE_MS;
   // Ours, but not in our registry: an earlier process with our PID (a restarted container's PID 1).
   if (pid === process.pid) return false;
-  return alive(pid);
+  if (!alive(pid)) return false;
+  // The very process that wrote it: live, whatever the age (see the module comment). Another start time
+  // is most likely a reused PID, but could be a process of another PID namespace sharing our host name:
+  // left to the age rule, as when start times are unknown.
+  if (start !== undefined && processStart(pid) === start) return true;
+  return ageMs <= LOCK_STALE_MS;
 }
 
 /**
  * Takes `<dir>/LOCK`, created exclusively (mode 600) with this process's PID and host, and keeps it fresh
  * while held (an unref'd timer). A stale lock is taken over. Returns the release function.
+ *
+ * Each refresh first reads the `LOCK` back: when it no longer names this process (another host took it
+ * over after this one went {@link LOCK_STALE_MS} without a refresh: an event loop blocked that long, a
+ * clock jump, a paused VM), `onLost` is called once and the timer stops, so that the holder stops writing
+ * a directory that is no longer its own and does not keep the new holder's `LOCK` looking fresh.
  * @throws SpoolLockedError while another live process (or this one) holds the directory.
  */
-export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
+export async function lockDirectory(dir: string, onLost?: () => void): Promise<() => Promise<void>> {
   const path = join(dir, 'LOCK');
   // The real path: two spellings of one directory (a symlink) must not both count as free.
   const key = join(await realpath(dir), 'LOCK');
@@ -108,7 +143,8 @@ export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
   // Reserved before the first await on the file: a second open of this directory by this process, even one
   // started in the same tick, finds it in the registry instead of taking a LOCK naming our PID for stale.
   locks.add(key);
-  const mine = `${process.pid} ${hostname()}\n`;
+  const start = processStart(process.pid);
+  const mine = `${process.pid} ${hostname()}${start === undefined ? '' : ` ${start}`}\n`;
   try {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       try {
@@ -124,9 +160,22 @@ export async function lockDirectory(dir: string): Promise<() => Promise<void>> {
         await rm(path, { force: true });
         continue;
       }
+      let lost = false;
       const timer = setInterval(() => {
-        const now = new Date();
-        utimes(path, now, now).catch(() => {});
+        readFile(path, { encoding: 'utf8', flag: READ_FLAGS })
+          .catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? '' : mine))
+          .then((text) => {
+            if (lost) return;
+            if (text !== mine) {
+              lost = true;
+              clearInterval(timer);
+              onLost?.();
+              return;
+            }
+            const now = new Date();
+            return utimes(path, now, now);
+          })
+          .catch(() => {});
       }, LOCK_REFRESH_MS);
       timer.unref();
       return async () => {

@@ -2,10 +2,10 @@
  * Taking stock of a spool directory at open: which segments a previous process left, what in them is
  * still unsettled, and what is damaged (reported, skipped). Node-only.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IdstitchError } from '../../errors.js';
-import { READ_FLAGS } from './directory.js';
+import { readOwned } from './directory.js';
 import { type Damage, parseLedger, parseRecords } from './format.js';
 import { newSegment, type Segment } from './segment.js';
 
@@ -35,8 +35,9 @@ export async function recoverDirectory(
   for (const no of numbers) {
     out.lastNo = Math.max(out.lastNo, no);
     const segment = newSegment(dir, no, false);
-    const buffer = await readFile(segment.path, { flag: READ_FLAGS });
-    const ledger = await readFile(segment.ledgerPath, { flag: READ_FLAGS }).catch(() => Buffer.alloc(0));
+    const buffer = await readOwned(segment.path);
+    // Missing, or not made by this user alone (its acks are not trusted): nothing settled.
+    const ledger = await readOwned(segment.ledgerPath).catch(() => Buffer.alloc(0));
     const { acked, sending, damaged } = parseLedger(ledger);
     const { records, damage } = parseRecords(buffer, 0, true);
     for (const hurt of damage) {
@@ -118,4 +119,38 @@ export function reportReadBackDamage(
       ),
     );
   }
+}
+
+/** A segment found shorter than what was written to it (truncated by hand, or a damaged file system). */
+export function reportTruncated(
+  segment: Segment,
+  offset: number,
+  report: (error: IdstitchError) => void,
+): void {
+  const bytes = segment.written - offset;
+  if (bytes <= 0) return;
+  report(
+    new IdstitchError(
+      'spool_corrupt',
+      `spool segment ${segment.path} ends at offset ${offset}, ${bytes} bytes short of what was written to it ` +
+        '(truncated); the records they held cannot be delivered, the rest are',
+      { details: { path: segment.path, offset, bytes } },
+    ),
+  );
+}
+
+/** A segment that can no longer be opened: deleted under the spool, or not made by this user alone. */
+export function reportUnreadable(
+  segment: Segment,
+  code: string,
+  report: (error: IdstitchError) => void,
+): void {
+  report(
+    new IdstitchError(
+      'spool_corrupt',
+      `spool segment ${segment.path} cannot be read back (${code === 'ENOENT' ? 'it was deleted' : 'it is not this user’s own file'}); ` +
+        'the records it held are not delivered, the later ones are',
+      { details: { path: segment.path, code } },
+    ),
+  );
 }

@@ -1,9 +1,9 @@
 /**
  * One segment of the disk spool: its files, what is known of them, and the write helper. Node-only.
  */
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { READ_FLAGS } from './directory.js';
+import { openOwned, READ_FLAGS } from './directory.js';
 import { RECORD_OVERHEAD } from './format.js';
 
 /**
@@ -96,7 +96,7 @@ export function errorCode(error: unknown): string {
  */
 export async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);
-  const handle = await open(path, READ_FLAGS);
+  const handle = await openOwned(path, READ_FLAGS);
   try {
     let done = 0;
     while (done < length) {

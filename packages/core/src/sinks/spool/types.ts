@@ -59,7 +59,8 @@ export type LostRecord = Omit<SpooledRecord, 'id' | 'wasSending'>;
 /** Counters of the spool itself. */
 export interface SpoolStats {
   dir: string;
-  state: 'ok' | 'full' | 'failed';
+  /** `lost`: another process took the directory over; nothing new is written to it (`spool_locked`). */
+  state: 'ok' | 'full' | 'failed' | 'lost';
   fsync: SpoolFsyncPolicy;
   /** Bytes of segment files held. */
   bytes: number;
