@@ -41,7 +41,11 @@ export interface IdentityContext<Req> {
 export function createIdentityContext<Req>(options: ResolvedOptions<Req>): IdentityContext<Req> {
   return {
     options,
-    codec: new DeviceCookieCodec(options.cookie.secrets, options.cookie.tagKeys),
+    codec: new DeviceCookieCodec(
+      options.cookie.secrets,
+      options.cookie.tagKeys,
+      options.cookie.verifiedCache,
+    ),
     userAgents: new UserAgentCache(),
   };
 }
