@@ -2,7 +2,7 @@ import { isUuidV4 } from '../identity/ids.js';
 import type { IdentityState } from '../identity/reconcile.js';
 import { processKey } from './process-key.js';
 import { hmac, safeEqual, verifyingSecret } from './signing.js';
-import { entryBytes, VerifiedCache, type VerifiedCacheBounds } from './verified-cache.js';
+import { entryBytes, ownCopy, VerifiedCache, type VerifiedCacheBounds } from './verified-cache.js';
 
 /** Why a device cookie value was not accepted. */
 export type DeviceCookieRejection = 'malformed' | 'unsigned' | 'tampered';
@@ -89,12 +89,15 @@ export class DeviceCookieCodec {
     const signer = verifyingSecret(this.secrets, `${version}.${deviceId}.${userTag}`, signature);
     if (signer < 0) return { ok: false, reason: 'tampered' };
     if (this.verified === undefined) return { ok: true, state, stale: signer > 0 };
+    // Kept strings must not be views of this request's Cookie header: see ownCopy.
+    const key = ownCopy(raw);
+    const [, ownDeviceId, ownTag] = key.split('.') as [string, string, string];
     const decoded: AcceptedDeviceCookie = Object.freeze({
       ok: true,
-      state: Object.freeze(state),
+      state: Object.freeze({ deviceId: ownDeviceId, userTag: ownTag === '' ? undefined : ownTag }),
       stale: signer > 0,
     });
-    this.verified.set(raw, { kind: 'cookie', decoded }, entryBytes(raw.length));
+    this.verified.set(key, { kind: 'cookie', decoded }, entryBytes(key.length));
     return decoded;
   }
 
@@ -111,8 +114,8 @@ export class DeviceCookieCodec {
     for (const key of this.tagKeys) {
       if (safeEqual(this.tagWith(key, userId, deviceId), userTag)) {
         this.verified?.set(
-          userTag,
-          { kind: 'tag', deviceId, userId },
+          ownCopy(userTag),
+          { kind: 'tag', deviceId: ownCopy(deviceId), userId: ownCopy(userId) },
           entryBytes(userTag.length + userId.length + deviceId.length),
         );
         return true;

@@ -1,8 +1,11 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { IdstitchOptionsError } from '../errors.js';
 import { newDeviceId } from '../identity/ids.js';
 import { resolveOptions } from '../options.js';
 import { MemorySink } from '../sinks/memory-sink.js';
+import { cookieValues } from './cookie-header.js';
 import { DEFAULT_VERIFIED_CACHE } from './cookie-options.js';
 import { DeviceCookieCodec } from './device-cookie.js';
 import { entryBytes, VerifiedCache } from './verified-cache.js';
@@ -142,6 +145,32 @@ describe('DeviceCookieCodec with a verified cache', () => {
     const few = new DeviceCookieCodec([SECRET], [SECRET], { maxEntries: 4, maxBytes: 1024 * 1024 });
     for (let i = 0; i < 50; i++) few.decode(few.encode({ deviceId: newDeviceId(), userTag: undefined }));
     expect(few.cachedVerifications).toBe(4);
+  });
+
+  it('keeps no request’s Cookie header alive through a cached value, user tag or user ID', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const codec = new DeviceCookieCodec([SECRET], [SECRET], { maxEntries: 1000, maxBytes: 4 * 1024 * 1024 });
+    const headers = 200;
+    const filler = 'f'.repeat(100_000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < headers; i++) {
+      const device = newDeviceId();
+      const userId = `user-${i}-`.padEnd(20, 'x');
+      const value = codec.encode({ deviceId: device, userTag: codec.tagUser(userId, device) });
+      // A fresh 100 KB header per request; the value and the user ID are cut out of it, as parsers do.
+      const header = `big=${filler}${i}; idstitch_device=${value}; uid=${userId}`;
+      const [fromHeader] = cookieValues(header, 'idstitch_device');
+      const [userFromHeader] = cookieValues(header, 'uid');
+      const decoded = codec.decode(fromHeader as string);
+      if (!decoded.ok || decoded.state.userTag === undefined) throw new Error('expected a linked cookie');
+      codec.isTagOf(decoded.state.userTag, userFromHeader as string, decoded.state.deviceId);
+    }
+    gc();
+    expect(codec.cachedVerifications).toBe(2 * headers);
+    // 200 headers of 100 KB would be 20 MB; the entries themselves are well under 1 MB.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(4 * 1024 * 1024);
   });
 
   it('caches nothing when disabled', () => {
