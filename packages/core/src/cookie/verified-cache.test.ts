@@ -1,10 +1,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { createIdstitch } from '../create.js';
 import { IdstitchOptionsError } from '../errors.js';
 import { newDeviceId } from '../identity/ids.js';
 import { resolveOptions } from '../options.js';
 import { MemorySink } from '../sinks/memory-sink.js';
+import { fakeRequestPort } from '../testing/index.js';
 import { cookieValues } from './cookie-header.js';
 import { DEFAULT_VERIFIED_CACHE } from './cookie-options.js';
 import { DeviceCookieCodec } from './device-cookie.js';
@@ -216,4 +218,48 @@ describe('cookie.verifiedCache', () => {
     expect((thrown as IdstitchOptionsError).option).toBe(option);
     expect((thrown as Error).message).toMatch(message);
   });
+});
+
+describe('an engine with and without the cache', () => {
+  const visit = (secrets: string[], verifiedCache: false | undefined, cookie: string | undefined) => {
+    const sink = new MemorySink();
+    const engine = createIdstitch<{ userId?: string }>(
+      { sink, onError: () => {}, cookie: { secrets, verifiedCache } },
+      { resolveUserId: (request) => request.userId },
+    );
+    return (request: { userId?: string }, value = cookie) => {
+      const scope = engine.handle(
+        fakeRequestPort({ request, cookies: value === undefined ? {} : { idstitch_device: value } }),
+      );
+      scope.tracker.track('Viewed');
+      const identity = scope.tracker.identity;
+      const written = scope.settle().find((write) => write.name === 'idstitch_device')?.value;
+      return { identity, written, events: sink.events.map((event) => event.event) };
+    };
+  };
+
+  it.each([undefined, false as const])(
+    'gives a returning, signed-in visitor the same identity and writes with verifiedCache %s',
+    (verifiedCache) => {
+      const first = visit([RETIRED], verifiedCache, undefined)({ userId: 'user-42' });
+      const cookie = first.written as string;
+      // After a rotation: the retired secret still verifies, and the cookie is re-signed, every time.
+      const rotated = visit([SECRET, RETIRED], verifiedCache, cookie);
+      const old = new DeviceCookieCodec([RETIRED]).decode(cookie);
+      if (!old.ok) throw new Error('the first visit wrote no valid cookie');
+      const resigned = new DeviceCookieCodec([SECRET]).encode(old.state);
+      for (let i = 0; i < 3; i++) {
+        const again = rotated({ userId: 'user-42' });
+        expect(again.identity).toEqual({ ...first.identity });
+        expect(again.written).toBe(resigned);
+      }
+      // Once the retired secret is dropped, the old cookie is a stranger's: a fresh device.
+      const dropped = visit([SECRET], verifiedCache, cookie)({ userId: 'user-42' });
+      expect(dropped.identity.deviceId).not.toBe(first.identity.deviceId);
+      // A different user on the same device never inherits it, cache or not.
+      const other = visit([RETIRED], verifiedCache, cookie);
+      other({ userId: 'user-42' });
+      expect(other({ userId: 'user-43' }).identity.deviceId).not.toBe(first.identity.deviceId);
+    },
+  );
 });
