@@ -55,9 +55,9 @@ export interface DeviceCookieOptions {
   /**
    * Remember device cookies (and user tags) that verified, so a returning visitor's request skips the HMAC.
    * Only successful verifications are kept, keyed by the whole value: a tampered or forged value always gets the
-   * full constant-time check. Bounded by `maxEntries` and `maxBytes` (estimated heap), evicting least recently
-   * used entries first (second chance). `false` verifies every value. Default `{ maxEntries: 4096, maxBytes:
-   * 4 MiB }` ({@link DEFAULT_VERIFIED_CACHE}); a field left out keeps its default.
+   * full constant-time check. Bounded by `maxEntries` and `maxBytes` (estimated heap), evicting entries not used
+   * lately first (second-chance, or clock, eviction). `false` verifies every value. Default
+   * `{ maxEntries: 4096, maxBytes: 4 MiB }` ({@link DEFAULT_VERIFIED_CACHE}); a field left out keeps its default.
    */
   verifiedCache?: Partial<VerifiedCacheBounds> | false;
 }
@@ -185,7 +185,10 @@ function resolveVerifiedCache(
     );
   }
   rejectUnknownKeys(value, 'cookie.verifiedCache', ['maxEntries', 'maxBytes']);
-  const bounds = { ...DEFAULT_VERIFIED_CACHE, ...value };
+  const bounds = {
+    maxEntries: value.maxEntries ?? DEFAULT_VERIFIED_CACHE.maxEntries,
+    maxBytes: value.maxBytes ?? DEFAULT_VERIFIED_CACHE.maxBytes,
+  };
   for (const key of ['maxEntries', 'maxBytes'] as const) {
     const bound = bounds[key];
     if (typeof bound !== 'number' || !Number.isSafeInteger(bound) || bound < 1) {

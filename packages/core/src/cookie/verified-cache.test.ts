@@ -199,6 +199,10 @@ describe('cookie.verifiedCache', () => {
       maxEntries: 10,
       maxBytes: 4 * 1024 * 1024,
     });
+    expect(resolve({ verifiedCache: { maxEntries: undefined, maxBytes: 1024 } })).toEqual({
+      maxEntries: 4096,
+      maxBytes: 1024,
+    });
     expect(resolve({ verifiedCache: false })).toBe(false);
   });
 
