@@ -6,8 +6,10 @@
  */
 export type { CookieAttributes, CookieWrite } from './cookie/cookie-header.js';
 export { cookieValues, serializeCookie } from './cookie/cookie-header.js';
+export { DEFAULT_VERIFIED_CACHE } from './cookie/cookie-options.js';
 export type { DecodedDeviceCookie, DeviceCookieRejection } from './cookie/device-cookie.js';
 export { DeviceCookieCodec } from './cookie/device-cookie.js';
+export type { VerifiedCacheBounds } from './cookie/verified-cache.js';
 export type { IdstitchEnvironment } from './environment.js';
 export type { IdstitchErrorCode } from './errors.js';
 export { IdstitchError, IdstitchOptionsError } from './errors.js';

@@ -1,6 +1,16 @@
 import type { ResolvedEnvironment } from '../environment.js';
 import { fail, optionalBoolean, rejectUnknownKeys } from '../option-checks.js';
 import { firstProcessKeyWarning, processKey } from './process-key.js';
+import type { VerifiedCacheBounds } from './verified-cache.js';
+
+/**
+ * The default of `cookie.verifiedCache`: 4096 returning visitors' cookies (and their user tags), at most 4 MiB.
+ * An entry is about 0.4 KB, so the entry bound is the one that binds unless values are unusually long.
+ */
+export const DEFAULT_VERIFIED_CACHE: Readonly<VerifiedCacheBounds> = Object.freeze({
+  maxEntries: 4096,
+  maxBytes: 4 * 1024 * 1024,
+});
 
 /** The anonymous device-ID cookie. */
 export interface DeviceCookieOptions {
@@ -42,6 +52,14 @@ export interface DeviceCookieOptions {
   httpOnly?: boolean;
   /** Default `'lax'`. */
   sameSite?: 'lax' | 'strict' | 'none';
+  /**
+   * Remember device cookies (and user tags) that verified, so a returning visitor's request skips the HMAC.
+   * Only successful verifications are kept, keyed by the whole value: a tampered or forged value always gets the
+   * full constant-time check. Bounded by `maxEntries` and `maxBytes` (estimated heap), evicting entries not used
+   * lately first (second-chance, or clock, eviction). `false` verifies every value. Default
+   * `{ maxEntries: 4096, maxBytes: 4 MiB }` ({@link DEFAULT_VERIFIED_CACHE}); a field left out keeps its default.
+   */
+  verifiedCache?: Partial<VerifiedCacheBounds> | false;
 }
 
 /** {@link DeviceCookieOptions} with every default applied. */
@@ -61,6 +79,8 @@ export interface ResolvedCookieOptions {
   httpOnly: boolean;
   sameSite: 'lax' | 'strict' | 'none';
   path: '/';
+  /** Bounds of the verified-cookie cache, or false when every value is verified. */
+  verifiedCache: Readonly<VerifiedCacheBounds> | false;
 }
 
 const COOKIE_OPTION_KEYS = [
@@ -74,6 +94,7 @@ const COOKIE_OPTION_KEYS = [
   'maxAge',
   'httpOnly',
   'sameSite',
+  'verifiedCache',
 ] as const satisfies readonly (keyof DeviceCookieOptions)[];
 type Unlisted = Exclude<keyof DeviceCookieOptions, (typeof COOKIE_OPTION_KEYS)[number]>;
 // A new cookie option must be listed above, or rejectUnknownKeys would refuse it.
@@ -149,6 +170,36 @@ function resolveKeys(
   }
   const key = Object.freeze([processKey()]);
   return { secrets: key, tagKeys: key, insecureUnsigned };
+}
+
+function resolveVerifiedCache(
+  value: DeviceCookieOptions['verifiedCache'],
+): ResolvedCookieOptions['verifiedCache'] {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_VERIFIED_CACHE;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail(
+      'cookie.verifiedCache',
+      `must be an object or false, got ${value === null ? 'null' : typeof value}`,
+      'Pass `{ maxEntries: 4096, maxBytes: 4 * 1024 * 1024 }`, `false` to verify every cookie, or leave it out.',
+    );
+  }
+  rejectUnknownKeys(value, 'cookie.verifiedCache', ['maxEntries', 'maxBytes']);
+  const bounds = {
+    maxEntries: value.maxEntries ?? DEFAULT_VERIFIED_CACHE.maxEntries,
+    maxBytes: value.maxBytes ?? DEFAULT_VERIFIED_CACHE.maxBytes,
+  };
+  for (const key of ['maxEntries', 'maxBytes'] as const) {
+    const bound = bounds[key];
+    if (typeof bound !== 'number' || !Number.isSafeInteger(bound) || bound < 1) {
+      fail(
+        `cookie.verifiedCache.${key}`,
+        `must be a positive whole number, got ${String(bound)}`,
+        `Pass for example ${DEFAULT_VERIFIED_CACHE[key]} (the default), or \`verifiedCache: false\` to disable the cache.`,
+      );
+    }
+  }
+  return Object.freeze(bounds);
 }
 
 /** Validates and defaults the device cookie's options. */
@@ -246,5 +297,6 @@ export function resolveCookie(
     httpOnly: options.httpOnly ?? true,
     sameSite,
     path: '/',
+    verifiedCache: resolveVerifiedCache(options.verifiedCache),
   };
 }

@@ -19,6 +19,26 @@ describe('signing seam', () => {
     );
   });
 
+  it('signs with a key made once per secret exactly as with the secret string, any text included', () => {
+    const key = fc.oneof(
+      fc.constantFrom(
+        'bench-cookie-secret-0123456789',
+        'é\u{1F600}-secret-0123456789',
+        '\uD800-lone-surrogate-key',
+      ),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }),
+    );
+    fc.assert(
+      fc.property(key, fc.string({ unit: 'binary', maxLength: 100 }), (secret, value) => {
+        expect(signer.hmac(secret, value)).toBe(
+          createHmac('sha256', secret).update(value).digest('base64url'),
+        );
+        expect(signer.hmac(secret, value)).toBe(portableSigner.hmac(secret, value));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('compares in constant time and refuses different lengths', () => {
     expect(portableSigner.equal('abc', 'abc')).toBe(true);
     expect(portableSigner.equal('abc', 'abd')).toBe(false);

@@ -41,7 +41,11 @@ export interface IdentityContext<Req> {
 export function createIdentityContext<Req>(options: ResolvedOptions<Req>): IdentityContext<Req> {
   return {
     options,
-    codec: new DeviceCookieCodec(options.cookie.secrets, options.cookie.tagKeys),
+    codec: new DeviceCookieCodec(
+      options.cookie.secrets,
+      options.cookie.tagKeys,
+      options.cookie.verifiedCache,
+    ),
     userAgents: new UserAgentCache(),
   };
 }
@@ -406,23 +410,21 @@ export class RequestIdentity<Req> {
       secure: options.cookie.secure === 'auto' ? this.port.secure : options.cookie.secure,
       sameSite: options.cookie.sameSite,
     };
-    const expired = { ...attributes, maxAge: 0 };
-    const legacyExpiry: CookieWrite[] =
+    const writes: CookieWrite[] = [];
+    if (
       this.cookieName !== options.cookie.name &&
       (this.legacyCarried || (this.optedOut && this.port.cookies(options.cookie.name).length > 0))
-        ? [{ name: options.cookie.name, value: '', attributes: expired }]
-        : [];
-    if (this.optedOut) {
-      return this.cookieNeedsWrite
-        ? [
-            ...(this.port.cookies(this.cookieName).length > 0
-              ? [{ name: this.cookieName, value: '', attributes: expired }]
-              : []),
-            ...legacyExpiry,
-          ]
-        : [];
+    ) {
+      writes.push({ name: options.cookie.name, value: '', attributes: { ...attributes, maxAge: 0 } });
     }
-    const writes: CookieWrite[] = [...legacyExpiry];
+    if (this.optedOut) {
+      if (!this.cookieNeedsWrite) return [];
+      if (this.port.cookies(this.cookieName).length > 0) {
+        // Before the legacy expiry, as it always was.
+        writes.unshift({ name: this.cookieName, value: '', attributes: { ...attributes, maxAge: 0 } });
+      }
+      return writes;
+    }
     const state = this.state;
     if (state === undefined) return writes;
     if (

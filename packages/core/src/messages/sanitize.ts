@@ -38,11 +38,13 @@ export const IDENTITY_FIELDS: ReadonlySet<string> = new Set([
 /** Keys that would reach an object's prototype if copied carelessly downstream. */
 const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 const CIRCULAR = '[Circular]';
+/** Marks "value not read yet" where `undefined` is a value. */
+const NOT_READ: unique symbol = Symbol('not read');
 
 class Walker {
   readonly issues: SanitizeIssue[] = [];
   bytes = 2;
-  private readonly ancestors = new Set<object>();
+  readonly ancestors = new Set<object>();
 
   constructor(
     private readonly truncateQuietly: boolean,
@@ -58,10 +60,30 @@ class Walker {
       this.issue(path, `could not list keys (${describe(error)})`);
       return out;
     }
-    const limit = depth === 0 ? MIXPANEL_LIMITS.maxProperties : MIXPANEL_LIMITS.maxContainerEntries;
-    let kept = 0;
     this.ancestors.add(input);
-    for (const key of keys) {
+    this.entries(input, keys, 0, out, 0, path, depth, NOT_READ);
+    this.ancestors.delete(input);
+    return out;
+  }
+
+  /**
+   * Sanitises `keys[start..]` of `input` into `out`, which already holds `kept` entries. `raw` is the value of
+   * `keys[start]` when it was already read (by the fast path, which must not run a getter twice), else
+   * {@link NOT_READ}. `input` must be in `ancestors`.
+   */
+  entries(
+    input: object,
+    keys: readonly string[],
+    start: number,
+    out: { [key: string]: JsonValue },
+    kept: number,
+    path: string,
+    depth: number,
+    raw: unknown,
+  ): void {
+    const limit = depth === 0 ? MIXPANEL_LIMITS.maxProperties : MIXPANEL_LIMITS.maxContainerEntries;
+    for (let i = start; i < keys.length; i++) {
+      const key = keys[i] as string;
       const childPath = path === '' ? key : `${path}.${key}`;
       if (PROTOTYPE_KEYS.has(key)) {
         this.issue(childPath, 'dropped: prototype key');
@@ -78,14 +100,17 @@ class Walker {
         );
         continue;
       }
-      let raw: unknown;
-      try {
-        raw = (input as Record<string, unknown>)[key];
-      } catch (error) {
-        this.issue(childPath, `dropped: getter threw (${describe(error)})`);
-        continue;
+      let read = raw;
+      raw = NOT_READ;
+      if (read === NOT_READ) {
+        try {
+          read = (input as Record<string, unknown>)[key];
+        } catch (error) {
+          this.issue(childPath, `dropped: getter threw (${describe(error)})`);
+          continue;
+        }
       }
-      const value = this.value(raw, childPath, depth + 1);
+      const value = this.value(read, childPath, depth + 1);
       if (value === undefined) continue;
       if (kept === limit) {
         this.issue(path || '(root)', `dropped keys beyond the first ${limit}`);
@@ -95,8 +120,6 @@ class Walker {
       this.bytes += key.length + 4;
       kept++;
     }
-    this.ancestors.delete(input);
-    return out;
   }
 
   /** Returns the JSON-safe value, or `undefined` when the property is to be left out. */
@@ -238,6 +261,104 @@ export function sanitizeProperties(
     dropIdentityFields?: boolean;
   } = {},
 ): SanitizeResult {
+  if (input === undefined || input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return sanitizeWithoutFastPath(input, options);
+  }
+  const dropIdentityFields = options.dropIdentityFields ?? false;
+  let keys: string[];
+  try {
+    keys = Object.keys(input);
+  } catch (error) {
+    // As the walker reports it, without asking a hostile proxy for its keys twice.
+    const walker = new Walker(options.truncateQuietly ?? false, dropIdentityFields);
+    walker.issue('', `could not list keys (${describe(error)})`);
+    return finish(walker, {});
+  }
+  // The fast path: a flat object of short well-formed strings, finite numbers, booleans and null, the usual
+  // `track()` call, needs no walker, no paths and no issues. At the first key or value it does not handle, the
+  // walker takes over from that key with what was built so far (and the value already read: a getter runs once),
+  // so the result is the same as the walker's alone. sanitize.test.ts holds the two to that.
+  const out: Properties = {};
+  let bytes = 2;
+  let kept = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (
+      key.length === 0 ||
+      key.length > MIXPANEL_LIMITS.maxKeyLength ||
+      PROTOTYPE_KEYS.has(key) ||
+      (dropIdentityFields && IDENTITY_FIELDS.has(key))
+    ) {
+      return resume(input, keys, i, out, kept, bytes, NOT_READ, options);
+    }
+    let raw: unknown;
+    try {
+      raw = (input as Record<string, unknown>)[key];
+    } catch (error) {
+      // Reported as the walker would, which must not run the getter again.
+      const thrown = { path: key, reason: `dropped: getter threw (${describe(error)})` };
+      return resume(input, keys, i + 1, out, kept, bytes, NOT_READ, options, thrown);
+    }
+    let size: number;
+    switch (typeof raw) {
+      case 'string':
+        if (raw.length > MIXPANEL_LIMITS.maxStringLength || !raw.isWellFormed()) {
+          return resume(input, keys, i, out, kept, bytes, raw, options);
+        }
+        size = raw.length * 3 + 2;
+        break;
+      case 'number':
+        if (!Number.isFinite(raw)) return resume(input, keys, i, out, kept, bytes, raw, options);
+        // JSON has no negative zero, as in the walker.
+        if (raw === 0) raw = 0;
+        size = 24;
+        break;
+      case 'boolean':
+        size = 5;
+        break;
+      case 'undefined':
+        continue;
+      default:
+        if (raw !== null) return resume(input, keys, i, out, kept, bytes, raw, options);
+        size = 4;
+    }
+    if (kept === MIXPANEL_LIMITS.maxProperties) return resume(input, keys, i, out, kept, bytes, raw, options);
+    out[key] = raw as JsonValue;
+    bytes += size + key.length + 4;
+    kept++;
+  }
+  return { properties: out, issues: [], estimatedBytes: bytes };
+}
+
+/** The walker, from key `start` on, continuing what the fast path built. */
+function resume(
+  input: object,
+  keys: readonly string[],
+  start: number,
+  out: Properties,
+  kept: number,
+  bytes: number,
+  raw: unknown,
+  options: { truncateQuietly?: boolean; dropIdentityFields?: boolean },
+  thrown?: SanitizeIssue,
+): SanitizeResult {
+  const walker = new Walker(options.truncateQuietly ?? false, options.dropIdentityFields ?? false);
+  if (thrown !== undefined) walker.issue(thrown.path, thrown.reason);
+  walker.bytes = bytes;
+  walker.ancestors.add(input);
+  walker.entries(input, keys, start, out, kept, '', 0, raw);
+  walker.ancestors.delete(input);
+  return finish(walker, out);
+}
+
+/**
+ * {@link sanitizeProperties} without its fast path: the walker over every key. Exported for the differential
+ * test that proves the fast path changes nothing; not part of the package's API.
+ */
+export function sanitizeWithoutFastPath(
+  input: unknown,
+  options: { truncateQuietly?: boolean; dropIdentityFields?: boolean } = {},
+): SanitizeResult {
   const walker = new Walker(options.truncateQuietly ?? false, options.dropIdentityFields ?? false);
   if (input === undefined || input === null) return { properties: {}, issues: [], estimatedBytes: 2 };
   if (typeof input !== 'object' || Array.isArray(input)) {
@@ -247,7 +368,11 @@ export function sanitizeProperties(
     );
     return { properties: {}, issues: walker.issues, estimatedBytes: 2 };
   }
-  const properties = walker.object(input, '', 0);
+  return finish(walker, walker.object(input, '', 0));
+}
+
+/** Drops list and object properties over Mixpanel's per-property size. */
+function finish(walker: Walker, properties: Properties): SanitizeResult {
   for (const [key, value] of Object.entries(properties)) {
     if (value === null || typeof value !== 'object') continue;
     const size = JSON.stringify(value).length;

@@ -8,12 +8,39 @@ export interface ValidationProblem {
   message: string;
 }
 
-const INSERT_ID_PATTERN = /^[A-Za-z0-9-]+$/;
 const GROUP_OPERATIONS = ['$set', '$set_once', '$union', '$remove', '$unset', '$delete'] as const;
+/** The longest placeholder: a longer ID with no whitespace to trim cannot be one. */
+const LONGEST_PLACEHOLDER = Math.max(...[...INVALID_ID_VALUES].map((value) => value.length));
+
+/** A printable ASCII character other than space: never removed by `trim()`. */
+function isVisibleAscii(code: number): boolean {
+  return code > 0x20 && code < 0x7f;
+}
 
 /** True when Mixpanel would refuse `id` as a placeholder (`null`, `undefined`, `0`, the nil UUID, ...). */
 export function isPlaceholderId(id: string): boolean {
+  // Exact shortcut for long IDs (`$device:…`, most user IDs): trimming cannot bring them down to a placeholder.
+  if (
+    id.length > LONGEST_PLACEHOLDER &&
+    isVisibleAscii(id.charCodeAt(0)) &&
+    isVisibleAscii(id.charCodeAt(id.length - 1))
+  ) {
+    return false;
+  }
   return INVALID_ID_VALUES.has(id.trim().toLowerCase());
+}
+
+/** True for 1-36 letters, digits or `-` that are not a placeholder: what Mixpanel accepts as `$insert_id`. */
+export function isValidInsertId(id: unknown): id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MIXPANEL_LIMITS.maxInsertIdLength)
+    return false;
+  for (let i = 0; i < id.length; i++) {
+    const code = id.charCodeAt(i);
+    // A-Z, a-z, 0-9, '-' (what /^[A-Za-z0-9-]+$/ accepted), without a regular expression per event.
+    const letter = (code | 0x20) >= 0x61 && (code | 0x20) <= 0x7a;
+    if (!letter && !(code >= 0x30 && code <= 0x39) && code !== 0x2d) return false;
+  }
+  return !isPlaceholderId(id);
 }
 
 /** Converts an event `time` in seconds or milliseconds to milliseconds, as Mixpanel reads it. */
@@ -21,8 +48,41 @@ function timeInMs(time: number): number {
   return time < 1e11 ? time * 1000 : time;
 }
 
+const insertIdProblem = (): ValidationProblem => ({
+  field: 'properties.$insert_id',
+  message: `$insert_id must be 1-${MIXPANEL_LIMITS.maxInsertIdLength} letters, digits or "-"`,
+});
+
+const tooManyProperties = (): ValidationProblem => ({
+  field: 'properties',
+  message: `more than ${MIXPANEL_LIMITS.maxProperties} properties`,
+});
+
 /** Checks one event against Mixpanel's documented `/import` rules; `undefined` when it is valid. */
 export function validateEvent(event: MixpanelEvent, now: number = Date.now()): ValidationProblem | undefined {
+  const problem = validateEventExceptInsertId(event, now);
+  if (problem) return problem;
+  if (!isValidInsertId(event.properties.$insert_id)) return insertIdProblem();
+  if (Object.keys(event.properties).length > MIXPANEL_LIMITS.maxProperties) return tooManyProperties();
+  return undefined;
+}
+
+/**
+ * {@link validateEvent} for an event the tracker has just stamped: its `$insert_id` is a fresh UUID or the
+ * caller's own, already checked with {@link isValidInsertId}, so it is not checked again. Everything a caller
+ * could have influenced (name, time, distinct_id, the number of properties) is checked in full.
+ */
+export function validateStampedEvent(
+  event: MixpanelEvent,
+  now: number = Date.now(),
+): ValidationProblem | undefined {
+  const problem = validateEventExceptInsertId(event, now);
+  if (problem) return problem;
+  if (Object.keys(event.properties).length > MIXPANEL_LIMITS.maxProperties) return tooManyProperties();
+  return undefined;
+}
+
+function validateEventExceptInsertId(event: MixpanelEvent, now: number): ValidationProblem | undefined {
   if (typeof event?.event !== 'string' || event.event.length === 0) {
     return { field: 'event', message: 'event name must be a non-empty string' };
   }
@@ -33,7 +93,7 @@ export function validateEvent(event: MixpanelEvent, now: number = Date.now()): V
   if (properties === null || typeof properties !== 'object') {
     return { field: 'properties', message: 'properties must be an object' };
   }
-  const { time, distinct_id: distinctId, $insert_id: insertId } = properties;
+  const time = properties.time;
   if (typeof time !== 'number' || !Number.isFinite(time)) {
     return {
       field: 'properties.time',
@@ -47,26 +107,12 @@ export function validateEvent(event: MixpanelEvent, now: number = Date.now()): V
   if (ms > now + MIXPANEL_LIMITS.maxFutureMs) {
     return { field: 'properties.time', message: 'time is more than 1 hour in the future' };
   }
+  const distinctId = properties.distinct_id;
   if (typeof distinctId !== 'string') {
     return { field: 'properties.distinct_id', message: 'distinct_id must be a string' };
   }
   if (isPlaceholderId(distinctId)) {
     return { field: 'properties.distinct_id', message: `"${distinctId}" is a placeholder Mixpanel refuses` };
-  }
-  if (
-    typeof insertId !== 'string' ||
-    insertId.length === 0 ||
-    insertId.length > MIXPANEL_LIMITS.maxInsertIdLength ||
-    !INSERT_ID_PATTERN.test(insertId) ||
-    isPlaceholderId(insertId)
-  ) {
-    return {
-      field: 'properties.$insert_id',
-      message: `$insert_id must be 1-${MIXPANEL_LIMITS.maxInsertIdLength} letters, digits or "-"`,
-    };
-  }
-  if (Object.keys(properties).length > MIXPANEL_LIMITS.maxProperties) {
-    return { field: 'properties', message: `more than ${MIXPANEL_LIMITS.maxProperties} properties` };
   }
   return undefined;
 }
@@ -144,21 +190,56 @@ export function validateMessage(
   }
 }
 
+/** Returns what it is given: lets a subclass stamp its private field onto an existing object. */
+class Stamp {
+  constructor(target: object) {
+    // biome-ignore lint/correctness/noConstructorReturn: the point: `new` then installs private fields on `target`.
+    return target;
+  }
+}
+
+interface Brand {
+  mark(payload: object): void;
+  has(payload: object): boolean;
+}
+
+/**
+ * The validated brand: a private field stamped onto the payload object itself. Checking it is a property lookup
+ * (where a `WeakSet` costs a hash probe and keeps a table alive), and it cannot be forged: no plain object, copy,
+ * spread, `structuredClone` or JSON round trip carries a private field, so only the exact object the tracker
+ * validated passes.
+ */
+function makeBrand(): Brand {
+  class Validated extends Stamp {
+    #validated = true;
+    static has(payload: object): boolean {
+      return #validated in payload;
+    }
+  }
+  return {
+    mark(payload) {
+      // A second stamp of the same object would throw.
+      if (!Validated.has(payload)) new Validated(payload);
+    },
+    has: (payload) => Validated.has(payload),
+  };
+}
+
 /**
  * Payloads the tracker built and validated a moment ago. Sinks skip validating them again on the hot path;
  * anything else (other producers, replays) is still checked. Kept in a global slot so the CommonJS and ESM
- * copies of this package share it.
+ * copies of this package share one brand.
  */
-const VALIDATED: WeakSet<object> = (() => {
-  const slot = Symbol.for('idstitch.validatedPayloads');
-  const holder = globalThis as unknown as Record<symbol, WeakSet<object> | undefined>;
-  holder[slot] ??= new WeakSet();
+const BRAND: Brand = (() => {
+  const slot = Symbol.for('idstitch.validatedBrand');
+  const holder = globalThis as unknown as Record<symbol, Brand | undefined>;
+  holder[slot] ??= makeBrand();
   return holder[slot];
 })();
 
 /** Records that `payload` passed validation where it was built. */
 export function markValidated(payload: OutgoingMessage['payload']): void {
-  VALIDATED.add(payload);
+  BRAND.mark(payload);
 }
 
 /** Like {@link validateMessage}, but trusts payloads the tracker has already validated. */
@@ -166,6 +247,9 @@ export function validateUnlessValidated(
   message: OutgoingMessage,
   now: number = Date.now(),
 ): ValidationProblem | undefined {
-  if (message !== null && typeof message === 'object' && VALIDATED.has(message.payload)) return undefined;
+  if (message !== null && typeof message === 'object') {
+    const payload: unknown = message.payload;
+    if (payload !== null && typeof payload === 'object' && BRAND.has(payload)) return undefined;
+  }
   return validateMessage(message, now);
 }

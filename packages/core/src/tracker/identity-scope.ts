@@ -13,6 +13,9 @@ export interface IdentityScope {
   readonly bot: boolean;
 }
 
+/** Outside a request there are no request facts; one shared, frozen empty object. */
+const NO_FACTS: Record<string, string | number | null> = Object.freeze({});
+
 /**
  * A fixed identity for work outside a request (a queue job, a cron task): `forUser(id)` or `forDevice(id)`.
  * `identify` on a device links it like a login would; `reset` is not meaningful and is refused by the tracker.
@@ -42,7 +45,7 @@ export class FixedIdentity implements IdentityScope {
   }
 
   requestFacts(): Record<string, string | number | null> {
-    return {};
+    return NO_FACTS;
   }
 
   clientIp(): string | undefined {

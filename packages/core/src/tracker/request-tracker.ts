@@ -16,11 +16,11 @@ import type {
   Properties,
 } from '../messages/types.js';
 import {
-  isPlaceholderId,
+  isValidInsertId,
   markValidated,
-  validateEvent,
   validateGroupUpdate,
   validateProfileUpdate,
+  validateStampedEvent,
 } from '../messages/validate.js';
 import type { ResolvedOptions } from '../options.js';
 import { LIB_NAME, LIB_VERSION } from '../version.js';
@@ -44,17 +44,24 @@ function toRecord(nameOrProperties: unknown, value: unknown): unknown {
   return typeof nameOrProperties === 'string' ? { [nameOrProperties]: value } : nameOrProperties;
 }
 
-/** The tracker behind `req.tracker`, `ctx.state.tracker`, Nest's `Tracker` and `forUser`/`forDevice`. */
+/**
+ * The tracker behind `req.tracker`, `ctx.state.tracker`, Nest's `Tracker` and `forUser`/`forDevice`. One is made
+ * per request (and per `forUser()` call), so it is kept light: the `people` object and the registered properties
+ * are made only when first used.
+ */
 export class RequestTracker<Req> implements Tracker {
-  readonly people: PeopleOperations;
-  private registered: Properties = {};
+  private peopleOperations: PeopleOperations | undefined;
+  private registered: Properties | undefined;
 
   constructor(
     private readonly options: ResolvedOptions<Req>,
     private readonly scope: IdentityScope,
     private readonly pipeline: MessagePipeline,
-  ) {
-    this.people = {
+  ) {}
+
+  get people(): PeopleOperations {
+    // Arrow functions, as before it was lazy: `const { set } = tracker.people` keeps working.
+    this.peopleOperations ??= {
       set: (name: unknown, value?: unknown) => this.guard(() => this.profile('$set', toRecord(name, value))),
       setOnce: (name: unknown, value?: unknown) =>
         this.guard(() => this.profile('$set_once', toRecord(name, value))),
@@ -70,6 +77,7 @@ export class RequestTracker<Req> implements Tracker {
         this.guard(() => this.profile('$unset', typeof names === 'string' ? [names] : names)),
       deleteProfile: () => this.guard(() => this.profile('$delete', '')),
     } as PeopleOperations;
+    return this.peopleOperations;
   }
 
   get optedOut(): boolean {
@@ -82,23 +90,39 @@ export class RequestTracker<Req> implements Tracker {
   }
 
   track(event: string, properties?: PropertyInput, options?: TrackEventOptions): void {
-    this.guard(() => {
-      if (this.scope.optedOut) return this.pipeline.drop('consent');
-      if (typeof event !== 'string' || event.trim() === '' || event.length > MIXPANEL_LIMITS.maxKeyLength) {
-        return this.invalid(
-          'invalid_event_name',
-          `event name must be a non-empty string of at most ${MIXPANEL_LIMITS.maxKeyLength} characters`,
-        );
-      }
-      if (RESERVED_EVENT_NAMES.has(event)) {
-        return this.invalid('invalid_event_name', `${event} is reserved: use identify(), alias() or merge()`);
-      }
-      const sanitized = sanitizeCallerProperties(properties);
-      this.reportIssues(sanitized.issues, { event });
-      this.emitEvent(event, sanitized.properties, this.resolve(), sanitized.estimatedBytes, {
-        insertId: this.callerInsertId(options?.insertId),
-      });
-    });
+    // The guard inlined: no closure per event on the hot path.
+    try {
+      this.trackEvent(event, properties, options);
+    } catch (error) {
+      this.unexpected(error);
+    }
+  }
+
+  private trackEvent(
+    event: string,
+    properties: PropertyInput | undefined,
+    options: TrackEventOptions | undefined,
+  ) {
+    if (this.scope.optedOut) return this.pipeline.drop('consent');
+    if (typeof event !== 'string' || event.trim() === '' || event.length > MIXPANEL_LIMITS.maxKeyLength) {
+      return this.invalid(
+        'invalid_event_name',
+        `event name must be a non-empty string of at most ${MIXPANEL_LIMITS.maxKeyLength} characters`,
+      );
+    }
+    if (RESERVED_EVENT_NAMES.has(event)) {
+      return this.invalid('invalid_event_name', `${event} is reserved: use identify(), alias() or merge()`);
+    }
+    const sanitized = sanitizeCallerProperties(properties);
+    this.reportIssues(sanitized.issues, { event });
+    this.emitEvent(
+      event,
+      sanitized.properties,
+      this.resolve(),
+      sanitized.estimatedBytes,
+      undefined,
+      options?.insertId === undefined ? undefined : this.callerInsertId(options.insertId),
+    );
   }
 
   identify(userId: string | number, traits?: PropertyInput): void {
@@ -137,7 +161,7 @@ export class RequestTracker<Req> implements Tracker {
         return this.invalid('invalid_id', 'alias() needs a non-empty, non-placeholder ID');
       const identity = this.resolve();
       const current = this.distinctId(identity) as string;
-      this.emitEvent('$create_alias', { alias: normalized.userId }, identity, 0, { distinctId: current });
+      this.emitEvent('$create_alias', { alias: normalized.userId }, identity, 0, current);
     });
   }
 
@@ -155,7 +179,7 @@ export class RequestTracker<Req> implements Tracker {
       if (a === undefined || b === undefined || a === b) {
         return this.invalid('invalid_id', 'merge() needs two different, non-placeholder IDs');
       }
-      this.emitEvent('$merge', { $distinct_ids: [a, b] }, this.resolve(), 0, { distinctId: a });
+      this.emitEvent('$merge', { $distinct_ids: [a, b] }, this.resolve(), 0, a);
     });
   }
 
@@ -170,7 +194,7 @@ export class RequestTracker<Req> implements Tracker {
     this.guard(() => {
       const sanitized = sanitizeCallerProperties(properties);
       this.reportIssues(sanitized.issues, { method: 'register' });
-      Object.assign(this.registered, sanitized.properties);
+      this.registered = Object.assign(this.registered ?? {}, sanitized.properties);
     });
   }
 
@@ -204,6 +228,7 @@ export class RequestTracker<Req> implements Tracker {
       }
       if (groupId === undefined)
         return this.invalid('invalid_id', 'group() needs a non-empty, non-placeholder group ID');
+      this.registered ??= {};
       this.registered[key] = groupId;
       this.profile('$union', { [key]: [groupId] });
       if (traits === undefined) return;
@@ -257,15 +282,7 @@ export class RequestTracker<Req> implements Tracker {
 
   /** The caller's own `$insert_id` (for their dedupe), when it follows Mixpanel's rules; else a fresh one. */
   private callerInsertId(insertId: unknown): string | undefined {
-    if (insertId === undefined) return undefined;
-    if (
-      typeof insertId === 'string' &&
-      insertId.length <= MIXPANEL_LIMITS.maxInsertIdLength &&
-      /^[A-Za-z0-9-]+$/.test(insertId) &&
-      !isPlaceholderId(insertId)
-    ) {
-      return insertId;
-    }
+    if (isValidInsertId(insertId)) return insertId;
     this.invalid(
       'invalid_property',
       'track() options.insertId must be 1-36 letters, digits or "-"; a fresh $insert_id was used',
@@ -276,37 +293,39 @@ export class RequestTracker<Req> implements Tracker {
 
   /**
    * Stamps and hands on one event. `properties` are either sanitised caller properties (identity fields already
-   * dropped) or the engine's own (`$anon_id`, `alias`...); identity comes only from `identity` and `stamp`.
+   * dropped) or the engine's own (`$anon_id`, `alias`...); identity comes only from `identity`, `distinctId` and
+   * `insertId` (a caller's, already checked by {@link callerInsertId}; default a fresh one).
    */
   private emitEvent(
     name: string,
     properties: Properties,
     identity: CurrentIdentity,
     estimatedBytes: number,
-    stamp: { distinctId?: string; insertId?: string } = {},
+    distinctId: string | undefined = this.distinctId(identity),
+    insertId: string | undefined = undefined,
   ): void {
     if (this.scope.bot) return this.pipeline.drop('bot');
-    const distinctId = stamp.distinctId ?? this.distinctId(identity);
     if (distinctId === undefined) return this.invalid('invalid_id', 'no identity to attribute the event to');
-    const { time, ...rest } = properties;
-    const stamped: EventProperties = Object.assign(
+    let own = properties;
+    let time = properties.time;
+    // A caller's `time` is stamped below, in the stamp's place; copying without it happens only when there is one.
+    if (time !== undefined) ({ time, ...own } = properties);
+    const stamped = Object.assign(
       { mp_lib: LIB_NAME, $lib_version: LIB_VERSION },
       this.options.superProperties,
       this.scope.requestFacts(),
       this.registered,
-      rest,
-      {
-        distinct_id: distinctId,
-        time: typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : Date.now(),
-        $insert_id: stamp.insertId ?? newInsertId(),
-      },
-    );
+      own,
+    ) as EventProperties;
+    stamped.distinct_id = distinctId;
+    stamped.time = typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : Date.now();
+    stamped.$insert_id = insertId ?? newInsertId();
     if (identity.deviceId !== undefined) stamped.$device_id = identity.deviceId;
     if (identity.userId !== undefined) stamped.$user_id = identity.userId;
     const ip = this.scope.clientIp();
     if (ip !== undefined) stamped.ip = ip;
     const event: MixpanelEvent = { event: name, properties: stamped };
-    const problem = validateEvent(event);
+    const problem = validateStampedEvent(event);
     if (problem)
       return this.invalid(
         'invalid_message',
@@ -438,11 +457,15 @@ export class RequestTracker<Req> implements Tracker {
     try {
       work();
     } catch (error) {
-      this.options.report(
-        new IdstitchError('invalid_message', 'unexpected failure while tracking; the call was dropped', {
-          cause: error,
-        }),
-      );
+      this.unexpected(error);
     }
+  }
+
+  private unexpected(error: unknown): void {
+    this.options.report(
+      new IdstitchError('invalid_message', 'unexpected failure while tracking; the call was dropped', {
+        cause: error,
+      }),
+    );
   }
 }
