@@ -117,10 +117,13 @@ export class Admission {
     }
     // With drop_newest and every message slot taken, nothing written now can be queued, whatever its size:
     // drop it before paying for serialisation, so that a long outage costs the app as little as possible.
+    // The same when the bytes left in the budget are fewer than the message will take at least: under a long
+    // outage the byte budget is what fills, and serialising every event only to drop it doubled the cost of a
+    // tracked event (and its garbage) for as long as the outage lasted.
     if (
       !this.spooling &&
       this.#options.overflow === 'drop_newest' &&
-      accounts.queued >= this.#options.maxQueueMessages
+      (accounts.queued >= this.#options.maxQueueMessages || this.#cannotFit(message))
     ) {
       accounts.startOverflow();
       accounts.dropNew('queue_overflow', lane.endpoint, settled);
@@ -169,12 +172,47 @@ export class Admission {
     return JSON.stringify({ ...message.payload, $token: token });
   }
 
+  /**
+   * A lower bound of the UTF-8 bytes `#serialize` will produce for an event, found without serialising it:
+   * the fixed frame, the event name and token, and for every property whose value is a string, number, boolean
+   * or null (the ones JSON always writes) its quoted key, a colon, a comma and the fewest bytes the value can
+   * take. A UTF-8 string is never shorter than its UTF-16 length, escapes only add. Other values count nothing
+   * (a `toJSON` may omit them). 0 for profile and group updates, which are rare enough to serialise.
+   */
+  #minimumBytes(message: OutgoingMessage): number {
+    if (message.kind !== 'event') return 0;
+    const { event, properties } = message.payload;
+    // `{"event":"","properties":{"token":}}` is 36 bytes.
+    let bytes = 36 + event.length + this.#tokenJson.length;
+    // Own keys only, as JSON writes them; `token` is written once, as the project's.
+    for (const key of Object.keys(properties)) {
+      if (key === 'token') continue;
+      const value = properties[key];
+      const type = typeof value;
+      if (type === 'string') bytes += (value as string).length + 2;
+      else if (type === 'number') bytes += 1;
+      else if (type === 'boolean' || value === null) bytes += 4;
+      else continue;
+      bytes += key.length + 4;
+    }
+    return bytes;
+  }
+
+  /**
+   * True when the byte budget has no room for this message whatever it serialises to. Looked at only when
+   * fewer bytes are left than the largest message Mixpanel accepts, so that a queue with room pays nothing.
+   */
+  #cannotFit(message: OutgoingMessage): boolean {
+    const room = this.#options.maxQueueBytes - this.#accounts.queuedBytes;
+    return room < MIXPANEL_LIMITS.maxMessageBytes && this.#minimumBytes(message) > room;
+  }
+
   /** Applies the overflow policy; true when the new message fits. */
   #makeRoom(bytes: number): boolean {
     const accounts = this.#accounts;
     const { maxQueueMessages, maxQueueBytes, overflow } = this.#options;
+    if (accounts.queued < maxQueueMessages && accounts.queuedBytes + bytes <= maxQueueBytes) return true;
     const fits = () => accounts.queued < maxQueueMessages && accounts.queuedBytes + bytes <= maxQueueBytes;
-    if (fits()) return true;
     accounts.startOverflow();
     if (overflow === 'drop_oldest') {
       while (!fits()) {
