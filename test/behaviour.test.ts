@@ -178,10 +178,14 @@ describe.each(harnesses)('shared behaviour through $name', (harness) => {
       '$device:forged',
       'forged-0000-4000-8000-000000000000',
     );
-    const body = fc.tuple(
-      fc.dictionary(identityKey, forged, { minKeys: 1 }),
-      fc.dictionary(fc.string({ maxLength: 20 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
-    );
+    const body = fc
+      .tuple(
+        fc.dictionary(identityKey, forged, { minKeys: 1 }),
+        fc.dictionary(fc.string({ maxLength: 20 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
+        // No `__proto__` key at any depth: Fastify refuses such a body with 400 before any handler runs (its
+        // documented prototype-poisoning guard), which is not what this property is about.
+      )
+      .filter(([, rest]) => !JSON.stringify(rest).includes('"__proto__"'));
     const agent = request.agent(server);
     await fc.assert(
       fc.asyncProperty(body, fc.boolean(), async ([identity, rest], signedIn) => {
