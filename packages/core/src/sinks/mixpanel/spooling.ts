@@ -1,4 +1,5 @@
 import { IdstitchError } from '../../errors.js';
+import { MIXPANEL_LIMITS } from '../../messages/limits.js';
 import type { ResolvedSpoolOptions, Spool, SpooledRecord, SpoolStats } from '../spool/types.js';
 import type { Accounting } from './accounting.js';
 import type { MixpanelMessageOutcome } from './events.js';
@@ -36,6 +37,12 @@ export function isIdempotentUpdate(json: string): boolean {
 }
 
 /** Where the disk implementation lives. Not a literal in `import()`, so bundlers of the web entry leave it out. */
+interface Reserved {
+  readonly bytes: number;
+  readonly messages: number;
+}
+const NOTHING_RESERVED: Reserved = { bytes: 0, messages: 0 };
+
 const DISK_SPOOL_MODULE = '../spool/disk-spool.js';
 
 /**
@@ -66,6 +73,8 @@ export class Spooling {
   /** Spool IDs of profile/group updates whose request may have reached Mixpanel. */
   readonly #onWire = new Set<number>();
   #reading = false;
+  /** What the read-back in flight may bring into memory: not offered to new messages meanwhile. */
+  #reserved: Reserved = NOTHING_RESERVED;
   #closed = false;
   #inDoubt = { engage: 0, groups: 0 };
   /** Asked to read while a read was out: read again when it returns. */
@@ -118,7 +127,10 @@ export class Spooling {
     const spool = this.#spool;
     if (!spool) return undefined;
     const { maxQueueBytes, maxQueueMessages } = this.#options;
-    const room = accounts.queuedBytes + bytes <= maxQueueBytes && accounts.queued < maxQueueMessages;
+    // The room a read-back in flight was asked to fill is taken: its records arrive after this message.
+    const room =
+      accounts.queuedBytes + this.#reserved.bytes + bytes <= maxQueueBytes &&
+      accounts.queued + this.#reserved.messages < maxQueueMessages;
     const seq = accounts.lastSeq + 1;
     if (spool.backlog > 0 || !room) {
       const id = spool.append(seq, lane.endpoint, json, true);
@@ -259,12 +271,19 @@ export class Spooling {
       this.#again = true;
       return;
     }
-    const room = this.#options.maxQueueBytes - this.#accounts.queuedBytes;
-    if (room <= 0 || this.#accounts.queued >= this.#options.maxQueueMessages) return;
+    const { maxQueueBytes, maxQueueMessages, maxBatchBytes } = this.#options;
+    const room = maxQueueBytes - this.#accounts.queuedBytes;
+    // A read always brings at least one record, whatever its size: wait for room for the largest message the
+    // sink takes (or for an empty queue, when the budget is smaller than that), so memory stays in budget.
+    const largest = Math.min(MIXPANEL_LIMITS.maxMessageBytes, maxBatchBytes, maxQueueBytes);
+    if (room < largest || this.#accounts.queued >= maxQueueMessages) return;
     this.#reading = true;
-    void spool.read(Math.min(10_000, this.#options.maxQueueMessages - this.#accounts.queued), room).then(
+    const count = Math.min(10_000, maxQueueMessages - this.#accounts.queued);
+    this.#reserved = { bytes: room, messages: count };
+    void spool.read(count, room).then(
       (records) => {
         this.#reading = false;
+        this.#reserved = NOTHING_RESERVED;
         // Closed meanwhile: they stay on disk (unacknowledged, still counted as spooled) for the next process.
         if (this.#closed) return;
         for (const record of records) this.#admit(record);
@@ -275,6 +294,7 @@ export class Spooling {
       },
       (error) => {
         this.#reading = false;
+        this.#reserved = NOTHING_RESERVED;
         this.#accounts.report(
           new IdstitchError('spool_failed', `could not read the spool back (${(error as Error).message})`, {
             cause: error,
