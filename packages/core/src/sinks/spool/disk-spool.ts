@@ -36,6 +36,7 @@ const RETRY_AFTER_MS = 10_000;
 
 interface PendingRecord {
   segment: Segment;
+  index: number;
   buffer: Buffer;
   seq: number;
   spilled: boolean;
@@ -125,6 +126,7 @@ class DiskSpool implements Spool {
         return spool.#idSpan;
       },
       report: (error) => hooks.report(error),
+      damaged: (records) => hooks.damaged(records),
       leftSegment: () => {
         spool.#collectWanted = true;
         spool.#kick();
@@ -194,11 +196,12 @@ class DiskSpool implements Spool {
     if (spilled) {
       if (this.backlog === 0) this.#cursor = { segment, offset: segment.size };
       this.backlog += 1;
+      segment.unread.set(index, { offset: segment.size, seq, endpoint });
     }
     segment.size += buffer.length;
     this.#bytes += buffer.length;
     this.#appended += 1;
-    this.#pending.push({ segment, buffer, seq, spilled, endpoint, json });
+    this.#pending.push({ segment, index, buffer, seq, spilled, endpoint, json });
     this.#kick();
     return segment.no * this.#idSpan + index;
   }
@@ -437,6 +440,8 @@ class DiskSpool implements Spool {
       record.segment.sealed = true;
       record.segment.size = record.segment.written;
       record.segment.records -= 1;
+      // Handed back through `lost` below: not to be counted as damaged too.
+      record.segment.unread.delete(record.index);
     }
     for (const segment of new Set(unwritten.map((r) => r.segment))) {
       await segment.file?.truncate(segment.written).catch(() => {});

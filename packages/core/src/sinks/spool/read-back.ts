@@ -6,7 +6,7 @@ import type { IdstitchError } from '../../errors.js';
 import { parseRecords } from './format.js';
 import { reportReadBackDamage, reportTruncated, reportUnreadable } from './recover.js';
 import { errorCode, readAt, type Segment } from './segment.js';
-import type { SpooledRecord } from './types.js';
+import type { DamagedRecord, SpooledRecord } from './types.js';
 
 /** Bytes read back at a time (more when one record is larger). */
 const READ_CHUNK = 256 * 1024;
@@ -27,6 +27,8 @@ export interface ReadBackState {
   /** See `idSpan` in `segment.ts`. */
   readonly idSpan: number;
   report(error: IdstitchError): void;
+  /** Disk-only records the cursor went past without reading: they are out of the backlog already. */
+  damaged(records: DamagedRecord[]): void;
   /** The cursor left a sealed segment: it may be deleted once settled. */
   leftSegment(): void;
 }
@@ -51,6 +53,7 @@ export async function readBack(
       if (segment.written < segment.size || !segment.sealed) break;
       const next = state.segments[state.segments.indexOf(segment) + 1];
       if (!next) break;
+      passed(state, segment, Number.POSITIVE_INFINITY);
       state.cursor = { segment: next, offset: 0 };
       state.leftSegment();
       continue;
@@ -80,6 +83,7 @@ export async function readBack(
         reportUnreadable(segment, code, (report) => state.report(report));
         segment.sealed = true;
         cursor.offset = segment.written;
+        passed(state, segment, cursor.offset);
         continue;
       }
       // What was read before is out of the backlog already: hand it over, the next read meets the error.
@@ -106,6 +110,7 @@ export async function readBack(
         bytes: size,
         wasSending: segment.sending?.has(record.index) ?? false,
       });
+      segment.unread.delete(record.index);
       bytes += size;
       state.backlog -= 1;
     }
@@ -116,7 +121,28 @@ export async function readBack(
       reportTruncated(segment, cursor.offset, (error) => state.report(error));
       cursor.offset = segment.written;
     }
+    passed(state, segment, cursor.offset);
     if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
   }
   return out;
+}
+
+/**
+ * The cursor is at `offset` of `segment`: the disk-only records before it that were not read (the bytes
+ * holding them were damaged, cut off or unreadable) never will be. They leave the backlog, count as settled
+ * (the segment can be deleted once the rest is), and the sink is told, so that they are counted as dropped
+ * rather than held as spooled until the process ends (`drain()` waited for them).
+ */
+function passed(state: ReadBackState, segment: Segment, offset: number): void {
+  if (segment.unread.size === 0) return;
+  const damaged: DamagedRecord[] = [];
+  for (const [index, record] of segment.unread) {
+    if (record.offset >= offset) continue;
+    segment.unread.delete(index);
+    damaged.push({ seq: record.seq, endpoint: record.endpoint });
+  }
+  if (damaged.length === 0) return;
+  state.backlog -= damaged.length;
+  segment.settled += damaged.length;
+  state.damaged(damaged);
 }
