@@ -53,8 +53,9 @@ export async function readBack(
       if (segment.written < segment.size || !segment.sealed) break;
       const next = state.segments[state.segments.indexOf(segment) + 1];
       if (!next) break;
-      passed(state, segment, Number.POSITIVE_INFINITY);
       state.cursor = { segment: next, offset: 0 };
+      // After moving the cursor: the sink, told, may append (and, the backlog now empty, set the cursor).
+      passed(state, segment, Number.POSITIVE_INFINITY);
       state.leftSegment();
       continue;
     }
@@ -136,8 +137,9 @@ export async function readBack(
 function passed(state: ReadBackState, segment: Segment, offset: number): void {
   if (segment.unread.size === 0) return;
   const damaged: DamagedRecord[] = [];
+  // In offset order (appended so), the oldest first: stop at the first one the cursor has not reached.
   for (const [index, record] of segment.unread) {
-    if (record.offset >= offset) continue;
+    if (record.offset >= offset) break;
     segment.unread.delete(index);
     damaged.push({ seq: record.seq, endpoint: record.endpoint });
   }
