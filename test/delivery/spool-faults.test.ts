@@ -167,3 +167,50 @@ it('a segment with flipped bytes: the damaged record is skipped and reported, th
   expectBalanced(second.sink);
   await second.sink.close();
 });
+
+it('a record this process spilled, damaged on disk before it is read back, is dropped (spool_damaged): drain() returns', {
+  timeout: 30_000,
+}, async () => {
+  fake.clear();
+  const dir = tempDir();
+  await fake.goDown();
+  // A memory budget of 5: the rest of the 40 live on disk only until read back.
+  const { sink, errors } = createSink(dir, { maxQueueMessages: 5 });
+  await sink.ready();
+  const ids: string[] = [];
+  const outcomes: string[] = [];
+  for (let i = 0; i < 40; i += 1) {
+    const message = eventMessage('Damaged', { i });
+    ids.push(message.payload.properties.$insert_id);
+    sink.write(message, (outcome) => outcomes.push(String(outcome)));
+  }
+  expect(sink.stats().spooled).toBeGreaterThan(30);
+  for (let wait = 0; (sink.stats().spool?.synced ?? 0) < 40; wait += 1) {
+    if (wait > 500) throw new Error('the spool did not write its records');
+    await new Promise((done) => setTimeout(done, 10));
+  }
+
+  const [segment] = readdirSync(dir).filter((name) => name.endsWith('.seg'));
+  const path = join(dir, segment as string);
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf(ids[20] as string);
+  bytes.writeUInt8(bytes.readUInt8(at) ^ 0x20, at); // one bit of record 21's $insert_id: spilled, not read yet
+  writeFileSync(path, bytes);
+
+  await fake.comeBack();
+  // Before, the damaged record stayed in `spooled` for ever and drain() never returned: bounded here.
+  const drained = await Promise.race([
+    sink.drain().then(() => 'drained'),
+    new Promise((done) => setTimeout(() => done('drain() did not return'), 10_000).unref()),
+  ]);
+  expect(drained).toBe('drained');
+  expect(errors.map((e) => e.code)).toContain('spool_corrupt');
+  const stats = sink.stats();
+  expect(stats).toMatchObject({ tracked: 40, delivered: 39, spooled: 0, queued: 0 });
+  expect(stats.dropped.spool_damaged).toBe(1);
+  expect(stats.delivered + stats.dropped.spool_damaged).toBe(40);
+  expect(outcomes.filter((o) => o === 'spool_damaged')).toHaveLength(1);
+  expect(fake.insertIds().has(ids[20] as string)).toBe(false);
+  expectBalanced(sink);
+  await sink.close();
+});

@@ -28,7 +28,13 @@ export async function openSpool(
 ): Promise<Spool> {
   const spool = await openDiskSpool(
     { dir, fsync: 'per-batch', fsyncIntervalMs: 1000, maxBytes: 64 * 1024 * 1024, segmentBytes },
-    { report: (error) => errors.push(error), synced: () => {}, written: () => {}, lost: () => {} },
+    {
+      report: (error) => errors.push(error),
+      synced: () => {},
+      written: () => {},
+      lost: () => {},
+      damaged: () => {},
+    },
   );
   cleanups.push(() => spool.close());
   return spool;

@@ -91,7 +91,9 @@ export type DropReason =
    * process died; Mixpanel may have applied it, and `/engage` has no deduplication, so the spool does
    * not send it again.
    */
-  | 'in_doubt';
+  | 'in_doubt'
+  /** The message was held on the disk spool only, and its record was found damaged or gone when read back. */
+  | 'spool_damaged';
 
 /** Every drop reason, in a fixed order: counters keyed by it always have every key. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -104,6 +106,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'after_close',
   'bot',
   'in_doubt',
+  'spool_damaged',
 ];
 
 /**

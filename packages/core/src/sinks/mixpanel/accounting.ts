@@ -256,4 +256,18 @@ export class Accounting {
       ),
     );
   }
+
+  /**
+   * Messages held on disk only whose records can no longer be read back (damaged on disk, cut short,
+   * deleted): they move from `spooled` to `dropped[reason]`, and the `flush()` calls waiting for them wake.
+   */
+  dropSpooled(reason: DropReason, endpoint: MixpanelEndpoint, messages: readonly QueuedMessage[]): void {
+    const count = messages.length;
+    if (count === 0) return;
+    this.spooled -= count;
+    this.dropped[reason] += count;
+    this.emitter.emit('dropped', { reason, count, endpoint });
+    for (const message of messages) if (message.settled) this.tell(message.settled, reason);
+    this.#wake(messages);
+  }
 }

@@ -187,6 +187,20 @@ export class Spooling {
           // Their write failed: they go back to memory (beyond its budget by one write at most) rather than lost.
           for (const record of records) this.#admit({ ...record, id: undefined, wasSending: false });
         },
+        damaged: (records) => {
+          for (const record of records) {
+            const settled = this.#settledBySeq.get(record.seq);
+            this.#settledBySeq.delete(record.seq);
+            const message: QueuedMessage = {
+              seq: record.seq,
+              json: '',
+              bytes: 0,
+              insertId: undefined,
+              settled,
+            };
+            accounts.dropSpooled('spool_damaged', record.endpoint, [message]);
+          }
+        },
       });
       accounts.recovered = this.#spool.recovered;
       accounts.spooled += this.#spool.recovered;

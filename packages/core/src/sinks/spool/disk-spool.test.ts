@@ -16,7 +16,7 @@ import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
 import { encodeRecord } from './format.js';
 import { LOCK_REFRESH_MS } from './lock.js';
-import type { LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
+import type { DamagedRecord, LostRecord, ResolvedSpoolOptions, Spool, SpoolHooks } from './types.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -36,6 +36,7 @@ afterEach(() => {
 function hooks() {
   const errors: IdstitchError[] = [];
   const lost: LostRecord[] = [];
+  const damaged: DamagedRecord[] = [];
   let synced = 0;
   const h: SpoolHooks = {
     report: (error) => errors.push(error),
@@ -44,8 +45,9 @@ function hooks() {
     },
     written: () => {},
     lost: (records) => lost.push(...records),
+    damaged: (records) => damaged.push(...records),
   };
-  return { h, errors, lost, synced: () => synced };
+  return { h, errors, lost, damaged, synced: () => synced };
 }
 
 function options(dir: string, extra: Partial<ResolvedSpoolOptions> = {}): ResolvedSpoolOptions {
@@ -170,6 +172,9 @@ describe('disk spool', () => {
     expect(await readAll(spool)).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9].map(json));
     expect(seen.errors.map((e) => e.code)).toEqual(['spool_corrupt']);
     expect(seen.errors[0]?.message).toContain('found while reading it back');
+    // The damaged record is handed to the sink as damaged, not left in the backlog for ever.
+    expect(seen.damaged).toEqual([{ seq: 5, endpoint: 'import' }]);
+    expect(spool.backlog).toBe(0);
     await spool.close();
   });
 
@@ -189,6 +194,9 @@ describe('disk spool', () => {
     expect(seen.errors[0]?.message).toContain('0000000002.seg cannot be read back (it was deleted)');
     expect(read[0]).toBe(json(0));
     expect(read.at(-1)).toBe(json(99));
+    expect(seen.damaged.length).toBeGreaterThan(0);
+    expect(read.length + seen.damaged.length).toBe(100);
+    expect(spool.backlog).toBe(0);
     await spool.close();
   });
 
@@ -229,6 +237,9 @@ describe('disk spool', () => {
     // Everything but the records in the lost end: those before it, and every later segment's.
     expect(read.length).toBeGreaterThan(90);
     expect(read.at(-1)).toBe(json(99));
+    expect(seen.damaged.length).toBeGreaterThan(0);
+    expect(read.length + seen.damaged.length).toBe(100);
+    expect(spool.backlog).toBe(0);
     await spool.close();
   });
 

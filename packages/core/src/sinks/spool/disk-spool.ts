@@ -15,19 +15,13 @@ import {
   encodeLedger,
   encodeRecord,
   NOT_SENT_MAGIC,
-  parseRecords,
   RECORD_OVERHEAD,
   SENDING_MAGIC,
 } from './format.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
-import {
-  recoverDirectory,
-  removeSegment,
-  reportReadBackDamage,
-  reportTruncated,
-  reportUnreadable,
-} from './recover.js';
-import { errorCode, idSpan, newSegment, readAt, type Segment, writeAll } from './segment.js';
+import { type ReadBackState, type ReadCursor, readBack } from './read-back.js';
+import { recoverDirectory, removeSegment } from './recover.js';
+import { errorCode, idSpan, newSegment, type Segment, writeAll } from './segment.js';
 import type {
   LostRecord,
   ResolvedSpoolOptions,
@@ -39,11 +33,10 @@ import type {
 
 /** After a failed write (disk full, read-only), how long before trying a fresh segment. */
 const RETRY_AFTER_MS = 10_000;
-/** Bytes read back at a time (more when one record is larger). */
-const READ_CHUNK = 256 * 1024;
 
 interface PendingRecord {
   segment: Segment;
+  index: number;
   buffer: Buffer;
   seq: number;
   spilled: boolean;
@@ -84,7 +77,7 @@ class DiskSpool implements Spool {
   #state: 'ok' | 'full' | 'failed' | 'lost' = 'ok';
   #failedAt = 0;
   /** Where reading back resumes while `backlog > 0`. */
-  #cursor: { segment: Segment; offset: number } | undefined;
+  #cursor: ReadCursor | undefined;
   #pending: PendingRecord[] = [];
   /** The serial I/O loop, while it runs. */
   #loop: Promise<void> | undefined;
@@ -103,12 +96,42 @@ class DiskSpool implements Spool {
   /** `close()` is done: the files are closed and the directory unlocked; nothing is written any more. */
   #finished = false;
 
+  /** What {@link readBack} reads and moves on: this spool's own fields. */
+  readonly #readState: ReadBackState;
+
   constructor(dir: string, options: ResolvedSpoolOptions, hooks: SpoolHooks, unlock: () => Promise<void>) {
     this.#dir = dir;
     this.#options = options;
     this.#hooks = hooks;
     this.#unlock = unlock;
     this.#idSpan = idSpan(options.segmentBytes, 0);
+    const spool = this;
+    this.#readState = {
+      get backlog() {
+        return spool.backlog;
+      },
+      set backlog(value) {
+        spool.backlog = value;
+      },
+      get cursor() {
+        return spool.#cursor;
+      },
+      set cursor(value) {
+        spool.#cursor = value;
+      },
+      get segments() {
+        return spool.#segments;
+      },
+      get idSpan() {
+        return spool.#idSpan;
+      },
+      report: (error) => hooks.report(error),
+      damaged: (records) => hooks.damaged(records),
+      leftSegment: () => {
+        spool.#collectWanted = true;
+        spool.#kick();
+      },
+    };
     if (options.fsync === 'interval') {
       this.#timer = setInterval(() => {
         if (this.#dirty.size === 0) return;
@@ -173,11 +196,12 @@ class DiskSpool implements Spool {
     if (spilled) {
       if (this.backlog === 0) this.#cursor = { segment, offset: segment.size };
       this.backlog += 1;
+      segment.unread.set(index, { offset: segment.size, seq, endpoint });
     }
     segment.size += buffer.length;
     this.#bytes += buffer.length;
     this.#appended += 1;
-    this.#pending.push({ segment, buffer, seq, spilled, endpoint, json });
+    this.#pending.push({ segment, index, buffer, seq, spilled, endpoint, json });
     this.#kick();
     return segment.no * this.#idSpan + index;
   }
@@ -204,94 +228,10 @@ class DiskSpool implements Spool {
   async read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
     this.#reads += 1;
     try {
-      return await this.#read(maxRecords, maxBytes);
+      return await readBack(this.#readState, maxRecords, maxBytes);
     } finally {
       this.#reads -= 1;
     }
-  }
-
-  async #read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]> {
-    const out: SpooledRecord[] = [];
-    let bytes = 0;
-    while (this.backlog > 0 && out.length < maxRecords && this.#cursor) {
-      const cursor = this.#cursor;
-      const { segment } = cursor;
-      if (cursor.offset >= segment.written) {
-        // Still being written: the write's completion calls `written()` and the reader comes back.
-        if (segment.written < segment.size || !segment.sealed) break;
-        const next = this.#segments[this.#segments.indexOf(segment) + 1];
-        if (!next) break;
-        this.#cursor = { segment: next, offset: 0 };
-        this.#collectWanted = true;
-        this.#kick();
-        continue;
-      }
-      const length = segment.written - cursor.offset;
-      // Read about what the limits can take, not the whole rest of the segment: a small memory budget
-      // would otherwise re-read a large backlog for every few records it takes.
-      let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
-      let parsed: ReturnType<typeof parseRecords>;
-      /** The file ends before what was written to it: cut short on disk. */
-      let short = false;
-      try {
-        for (;;) {
-          const buffer = await readAt(segment.path, cursor.offset, chunk);
-          short = buffer.length < chunk;
-          // Not \`complete\` when cut short: the cut record is reported with the missing end, below.
-          parsed = parseRecords(buffer, 0, chunk === length && !short);
-          // One record larger than the chunk: read it whole.
-          if (parsed.records.length > 0 || parsed.damage.length > 0 || chunk === length || short) break;
-          chunk = length;
-        }
-      } catch (error) {
-        const code = errorCode(error);
-        if (code === 'ENOENT' || code === 'ESPOOLUNSAFE') {
-          // Deleted under the spool (a /tmp cleaner), or not made by this user: it can never be read. Read
-          // past it, or every later record would wait behind it until the process ends.
-          reportUnreadable(segment, code, (report) => this.#hooks.report(report));
-          segment.sealed = true;
-          cursor.offset = segment.written;
-          continue;
-        }
-        // What was read before is out of the backlog already: hand it over, the next read meets the error.
-        if (out.length > 0) return out;
-        throw error;
-      }
-      let consumed = parsed.next;
-      let full = false;
-      for (const record of parsed.records) {
-        if (segment.acked?.has(record.index)) continue;
-        const size = Buffer.byteLength(record.json, 'utf8');
-        if (out.length >= maxRecords || (out.length > 0 && bytes + size > maxBytes)) {
-          // The limits are reached: the next read starts at this record. (Going round the outer loop
-          // again here would read the same bytes for ever: that was a stall.)
-          consumed = record.start;
-          full = true;
-          break;
-        }
-        out.push({
-          id: segment.no * this.#idSpan + record.index,
-          seq: segment.own ? record.seq : 0,
-          endpoint: record.endpoint,
-          json: record.json,
-          bytes: size,
-          wasSending: segment.sending?.has(record.index) ?? false,
-        });
-        bytes += size;
-        this.backlog -= 1;
-      }
-      reportReadBackDamage(segment, cursor.offset, parsed.damage, consumed, (error) =>
-        this.#hooks.report(error),
-      );
-      cursor.offset += consumed;
-      if (short && !full) {
-        // Nothing more can be read from this segment: going on would re-read its end for ever (a stall).
-        reportTruncated(segment, cursor.offset, (error) => this.#hooks.report(error));
-        cursor.offset = segment.written;
-      }
-      if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
-    }
-    return out;
   }
 
   ack(ids: readonly number[]): void {
@@ -500,6 +440,8 @@ class DiskSpool implements Spool {
       record.segment.sealed = true;
       record.segment.size = record.segment.written;
       record.segment.records -= 1;
+      // Handed back through `lost` below: not to be counted as damaged too.
+      record.segment.unread.delete(record.index);
     }
     for (const segment of new Set(unwritten.map((r) => r.segment))) {
       await segment.file?.truncate(segment.written).catch(() => {});

@@ -76,6 +76,10 @@ export async function recoverDirectory(
     segment.knownDamage = new Set(damage.map((hurt) => hurt.offset));
     segment.acked = acked;
     segment.sending = sending;
+    for (const record of records) {
+      if (acked.has(record.index)) continue;
+      segment.unread.set(record.index, { offset: record.start, seq: 0, endpoint: record.endpoint });
+    }
     out.segments.push(segment);
     out.bytes += buffer.length;
     out.unsettled += unsettled;

@@ -3,6 +3,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
 import { openOwned, READ_FLAGS } from './directory.js';
 import { RECORD_OVERHEAD } from './format.js';
 
@@ -44,6 +45,18 @@ export interface Segment {
   ledgerMustSync: boolean;
   /** Resolvers waiting for this segment's pending ledger entries. */
   ledgerWaiters: (() => void)[];
+  /**
+   * Records held on disk only and not read back yet, by index: those the read-back cursor goes past
+   * without reading (damaged, cut short, unreadable) are counted as dropped instead of spooled for ever.
+   */
+  unread: Map<number, UnreadRecord>;
+}
+
+/** A disk-only record not read back yet: where it starts, and what its sink needs to settle it. */
+export interface UnreadRecord {
+  offset: number;
+  seq: number;
+  endpoint: MixpanelEndpoint;
 }
 
 export function segmentName(no: number): string {
@@ -71,6 +84,7 @@ export function newSegment(dir: string, no: number, own: boolean): Segment {
     pendingLedger: [],
     ledgerMustSync: false,
     ledgerWaiters: [],
+    unread: new Map(),
   };
 }
 

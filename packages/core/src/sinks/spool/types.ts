@@ -80,6 +80,18 @@ export interface SpoolHooks {
   /** Writes completed: records may be ready to read back. */
   written(): void;
   lost(records: LostRecord[]): void;
+  /**
+   * Disk-only records that reading back went past without reading (damaged, cut short on disk, their
+   * segment unreadable; reported as `spool_corrupt`): they will never be read back. `seq` 0 for a previous
+   * process's.
+   */
+  damaged(records: DamagedRecord[]): void;
+}
+
+/** A disk-only record that can no longer be read back. */
+export interface DamagedRecord {
+  seq: number;
+  endpoint: MixpanelEndpoint;
 }
 
 /** The storage behind the sink's spooling. */
