@@ -50,8 +50,16 @@ it('a refused event read back from the spool is matched by its own $insert_id, n
     encodeRecord(1, 2, 'import', event('Bought', B, {})),
   ]);
   writeFileSync(join(dir, '0000000001.seg'), left);
-  // Mixpanel refuses A, naming it by $insert_id only (no index), and ingests B.
-  fake.fail({ kind: 'refuse', insertIds: [A], key: '$insert_id', withIndex: false, endpoint: 'import' });
+  // Mixpanel refuses A, naming it by $insert_id only (no index), and ingests B. Queued more than once: on a
+  // loaded machine the first answer can come after the sink's timeout, and the retry must be refused too.
+  const refuseA = {
+    kind: 'refuse',
+    insertIds: [A],
+    key: '$insert_id',
+    withIndex: false,
+    endpoint: 'import',
+  } as const;
+  fake.fail(refuseA, refuseA, refuseA);
   const errors: IdstitchError[] = [];
   const refused: (string | undefined)[] = [];
   const sink = new MixpanelSink({
