@@ -1,6 +1,11 @@
 import { IncomingMessage } from 'node:http';
 import { createIdstitch, type Idstitch, type IdstitchOptions, type Tracker } from '@idstitch/core';
-import { type NodeRequestFactReader, NodeRequestPort, openNodeRequest } from '@idstitch/core/node';
+import {
+  defineAboveNode,
+  type NodeRequestFactReader,
+  NodeRequestPort,
+  openNodeRequest,
+} from '@idstitch/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 declare global {
@@ -144,19 +149,13 @@ function reachesAccessor(prototype: object): boolean {
  * `Object.prototype.tracker` (pollution) is further up than the accessor, so it never shows through.
  */
 function installAccessor(prototype: object): boolean {
-  let base: object | undefined;
-  let current: object | null = prototype;
-  while (current !== null && current !== IncomingMessage.prototype) {
-    const own = Object.getOwnPropertyDescriptor(current, 'tracker');
-    if (own !== undefined && own.get !== slot.accessor.get) return false;
-    base = current;
-    current = Object.getPrototypeOf(current) as object | null;
-  }
-  if (current === null || base === undefined) return false;
-  if (!Object.hasOwn(base, 'tracker')) {
-    Object.defineProperty(base, 'tracker', { ...slot.accessor, enumerable: false, configurable: true });
-  }
-  return true;
+  return defineAboveNode(
+    prototype,
+    IncomingMessage.prototype,
+    'tracker',
+    slot.accessor,
+    (own) => own.get === slot.accessor.get,
+  );
 }
 
 /** The request's tracker; throws when the idstitch middleware did not run for this request. */

@@ -11,6 +11,7 @@
  */
 import { ServerResponse } from 'node:http';
 import onHeaders from 'on-headers';
+import { defineAboveNode } from './prototype-property.js';
 
 /** Called once, just before a response's headers are written. Must not throw: the response is on its way. */
 export interface HeaderListener {
@@ -91,24 +92,13 @@ function covers(prototype: object): boolean {
  * `writeHead` of someone else's on the way, which might not call ours.
  */
 function install(prototype: object): boolean {
-  let base: object | undefined;
-  let current: object | null = prototype;
-  while (current !== null && current !== ServerResponse.prototype) {
-    const own = Object.getOwnPropertyDescriptor(current, 'writeHead');
-    if (own !== undefined && own.value !== slot.writeHead) return false;
-    base = current;
-    current = Object.getPrototypeOf(current) as object | null;
-  }
-  if (current === null || base === undefined) return false;
-  if (!Object.hasOwn(base, 'writeHead')) {
-    Object.defineProperty(base, 'writeHead', {
-      value: slot.writeHead,
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
-  }
-  return true;
+  return defineAboveNode(
+    prototype,
+    ServerResponse.prototype,
+    'writeHead',
+    { value: slot.writeHead, writable: true },
+    (own) => own.value === slot.writeHead,
+  );
 }
 
 /**
