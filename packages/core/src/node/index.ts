@@ -3,12 +3,12 @@
  * Kept out of the main entry so the core itself stays free of any server API.
  */
 import type { ServerResponse } from 'node:http';
-import { type CookieWrite, cookieValues, serializeCookie } from '../cookie/cookie-header.js';
+import { type CookieWrite, serializeCookie } from '../cookie/cookie-header.js';
 import { IdstitchError } from '../errors.js';
 import type { Idstitch, RequestScope } from '../idstitch.js';
 import type { RequestPort } from '../request-port.js';
 import { beforeHeaders, type HeaderListener } from './header-hook.js';
-import type { NodeRequestLike } from './request-port.js';
+import { type NodeRequestLike, NodeRequestPort } from './request-port.js';
 
 /** What an adapter knows about a Node request beyond `IncomingMessage` (its framework's trust-proxy view). */
 export interface NodeRequestFacts {
@@ -27,24 +27,12 @@ export function nodeRequestPort<Req extends NodeRequestLike>(
   request: Req,
   facts: NodeRequestFacts,
 ): RequestPort<Req> {
-  return {
-    request,
-    cookies: (name) => cookieValues(request.headers.cookie, name),
-    header: (name) => {
-      const value = request.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    },
-    get ip() {
-      return facts.ip;
-    },
-    get secure() {
-      return facts.secure;
-    },
-    get host() {
-      return facts.host;
-    },
-    path: facts.path,
-  };
+  return new NodeRequestPort(request, {
+    ip: () => facts.ip,
+    secure: () => facts.secure,
+    host: () => facts.host,
+    path: () => facts.path,
+  });
 }
 
 /**
