@@ -15,7 +15,7 @@ import {
   encodeLedger,
   encodeRecord,
   NOT_SENT_MAGIC,
-  RECORD_OVERHEAD,
+  recordBytes,
   SENDING_MAGIC,
 } from './format.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
@@ -30,6 +30,7 @@ import type {
   SpoolHooks,
   SpoolStats,
 } from './types.js';
+import { indexBudget } from './unread-index.js';
 
 /** After a failed write (disk full, read-only), how long before trying a fresh segment. */
 const RETRY_AFTER_MS = 10_000;
@@ -42,6 +43,7 @@ interface PendingRecord {
   spilled: boolean;
   endpoint: MixpanelEndpoint;
   json: string;
+  insertId: string | undefined;
 }
 
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
@@ -75,6 +77,8 @@ class DiskSpool implements Spool {
   #bytes = 0;
   /** `lost`: another process took the directory over (see {@link lockLost}); for good. */
   #state: 'ok' | 'full' | 'failed' | 'lost' = 'ok';
+  /** The index of disk-only records reached its budget (see {@link indexHasRoom}). */
+  #indexFull = false;
   #failedAt = 0;
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: ReadCursor | undefined;
@@ -154,14 +158,21 @@ class DiskSpool implements Spool {
     if (first) this.#cursor = { segment: first, offset: 0 };
   }
 
-  append(seq: number, endpoint: MixpanelEndpoint, json: string, spilled: boolean): number | undefined {
+  append(
+    seq: number,
+    endpoint: MixpanelEndpoint,
+    json: string,
+    spilled: boolean,
+    insertId?: string,
+  ): number | undefined {
     if (this.#closed || this.#state === 'lost') return undefined;
     if (this.#state === 'failed') {
       if (Date.now() - this.#failedAt < RETRY_AFTER_MS) return undefined;
       this.#state = 'ok';
     }
     let segment = this.#active;
-    const size = Buffer.byteLength(json, 'utf8') + RECORD_OVERHEAD;
+    const jsonBytes = Buffer.byteLength(json, 'utf8');
+    const size = recordBytes(jsonBytes, insertId);
     if (this.#bytes + size > this.#options.maxBytes) {
       if (this.#state !== 'full') {
         this.#state = 'full';
@@ -190,18 +201,19 @@ class DiskSpool implements Spool {
       this.#active = segment;
     }
     const index = segment.nextIndex;
+    if (spilled && !this.#indexHasRoom(segment, index, seq)) return undefined;
     segment.nextIndex += 1;
     segment.records += 1;
-    const buffer = encodeRecord(index, seq, endpoint, json);
+    const buffer = encodeRecord(index, seq, endpoint, json, insertId);
     if (spilled) {
       if (this.backlog === 0) this.#cursor = { segment, offset: segment.size };
       this.backlog += 1;
-      segment.unread.set(index, { offset: segment.size, seq, endpoint });
+      segment.unread.add(index, seq, endpoint);
     }
     segment.size += buffer.length;
     this.#bytes += buffer.length;
     this.#appended += 1;
-    this.#pending.push({ segment, index, buffer, seq, spilled, endpoint, json });
+    this.#pending.push({ segment, index, buffer, seq, spilled, endpoint, json, insertId });
     this.#kick();
     return segment.no * this.#idSpan + index;
   }
@@ -257,6 +269,7 @@ class DiskSpool implements Spool {
       written: this.#written,
       synced: this.#synced,
       syncs: this.#syncs,
+      indexBytes: this.#indexBytes(),
     };
   }
 
@@ -280,6 +293,40 @@ class DiskSpool implements Spool {
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Whether the index of disk-only records may take record `index` of `segment` (see {@link indexBudget}):
+   * it grows only now and then (an array doubles). Past the budget the record is refused, as with a full
+   * disk: the message takes the memory policy, and its drop, if any, is counted there.
+   */
+  #indexHasRoom(segment: Segment, index: number, seq: number): boolean {
+    const growth = segment.unread.growth(index, seq);
+    if (growth === 0) return true;
+    const budget = indexBudget(this.#options.maxBytes);
+    const fits = this.#indexBytes() + growth <= budget;
+    if (fits === this.#indexFull) {
+      this.#indexFull = !fits;
+      this.#hooks.report(
+        new IdstitchError(
+          'spool_full',
+          fits
+            ? `spool ${this.#dir} has room in its index again`
+            : `the index of the messages spool ${this.#dir} holds on disk only reached its budget of ${budget} ` +
+                'bytes of memory (maxBytes / 32); new messages are held in memory (and dropped by the memory ' +
+                'policy) until it has room',
+          { details: { dir: this.#dir, indexBytes: this.#indexBytes(), budget } },
+        ),
+      );
+    }
+    return fits;
+  }
+
+  /** Bytes of memory the index of disk-only records takes, over every segment. */
+  #indexBytes(): number {
+    let bytes = 0;
+    for (const segment of this.#segments) bytes += segment.unread.bytes;
+    return bytes;
+  }
 
   #ledger(magic: number, ids: readonly number[]): Promise<void> {
     const bySegment = new Map<number, number[]>();
@@ -360,6 +407,7 @@ class DiskSpool implements Spool {
         segment.file ??= await openOwned(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;
+        segment.writtenRecords = (batch[end - 1] as PendingRecord).index + 1;
         touched.add(segment);
         for (let i = start; i < end; i += 1) maxSeq = Math.max(maxSeq, (batch[i] as PendingRecord).seq);
         this.#written += end - start;
@@ -456,6 +504,7 @@ class DiskSpool implements Spool {
           endpoint: r.endpoint,
           json: r.json,
           bytes: Buffer.byteLength(r.json, 'utf8'),
+          insertId: r.insertId,
         })),
       );
     }

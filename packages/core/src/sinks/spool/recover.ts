@@ -63,27 +63,30 @@ export async function recoverDirectory(
         ),
       );
     }
-    let unsettled = 0;
-    for (const record of records) if (!acked.has(record.index)) unsettled += 1;
+    // The unsettled records, in the compact index (sequence number 0: not this process's). The ledger's
+    // settled set is not kept: a record read back that the index does not hold is skipped.
+    let maxIndex = -1;
+    for (const record of records) {
+      maxIndex = Math.max(maxIndex, record.index);
+      if (!acked.has(record.index)) segment.unread.add(record.index, 0, record.endpoint);
+    }
+    // Distinct indexes: two records under one index (never written by a spool) are read back once.
+    const unsettled = segment.unread.count;
     if (unsettled === 0) {
       await removeSegment(segment);
       continue;
     }
     segment.size = buffer.length;
     segment.written = buffer.length;
+    segment.writtenRecords = maxIndex + 1;
     segment.records = records.length;
     segment.settled = records.length - unsettled;
     segment.knownDamage = new Set(damage.map((hurt) => hurt.offset));
-    segment.acked = acked;
     segment.sending = sending;
-    for (const record of records) {
-      if (acked.has(record.index)) continue;
-      segment.unread.set(record.index, { offset: record.start, seq: 0, endpoint: record.endpoint });
-    }
     out.segments.push(segment);
     out.bytes += buffer.length;
     out.unsettled += unsettled;
-    for (const record of records) out.maxIndex = Math.max(out.maxIndex, record.index);
+    out.maxIndex = Math.max(out.maxIndex, maxIndex);
   }
   // Ledgers whose segment is gone.
   for (const name of names) {
