@@ -13,10 +13,10 @@ import { FILE_MODE, LEDGER_FLAGS, openOwned, prepareDirectory, SEGMENT_FLAGS } f
 import {
   ACK_MAGIC,
   encodeLedger,
-  encodeRecord,
   NOT_SENT_MAGIC,
   recordBytes,
   SENDING_MAGIC,
+  writeRecord,
 } from './format.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
 import { type ReadBackState, type ReadCursor, readBack } from './read-back.js';
@@ -38,7 +38,8 @@ const RETRY_AFTER_MS = 10_000;
 interface PendingRecord {
   segment: Segment;
   index: number;
-  buffer: Buffer;
+  /** Bytes of the record (see `recordBytes`): it is encoded only when its batch is written. */
+  bytes: number;
   seq: number;
   spilled: boolean;
   endpoint: MixpanelEndpoint;
@@ -204,16 +205,15 @@ class DiskSpool implements Spool {
     if (spilled && !this.#indexHasRoom(segment, index, seq)) return undefined;
     segment.nextIndex += 1;
     segment.records += 1;
-    const buffer = encodeRecord(index, seq, endpoint, json, insertId);
     if (spilled) {
       if (this.backlog === 0) this.#cursor = { segment, offset: segment.size };
       this.backlog += 1;
       segment.unread.add(index, seq, endpoint);
     }
-    segment.size += buffer.length;
-    this.#bytes += buffer.length;
+    segment.size += size;
+    this.#bytes += size;
     this.#appended += 1;
-    this.#pending.push({ segment, index, buffer, seq, spilled, endpoint, json, insertId });
+    this.#pending.push({ segment, index, bytes: size, seq, spilled, endpoint, json, insertId });
     this.#kick();
     return segment.no * this.#idSpan + index;
   }
@@ -402,8 +402,15 @@ class DiskSpool implements Spool {
         const segment = (batch[start] as PendingRecord).segment;
         let end = start;
         while (end < batch.length && (batch[end] as PendingRecord).segment === segment) end += 1;
-        const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
+        let length = 0;
+        for (let i = start; i < end; i += 1) length += (batch[i] as PendingRecord).bytes;
+        const chunk = Buffer.allocUnsafe(length);
+        let at = 0;
+        for (let i = start; i < end; i += 1) {
+          const p = batch[i] as PendingRecord;
+          at = writeRecord(chunk, at, p.index, p.seq, p.endpoint, p.json, p.insertId);
+        }
         segment.file ??= await openOwned(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;

@@ -89,25 +89,42 @@ export function encodeRecord(
   json: string,
   insertId?: string,
 ): Buffer {
-  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const buffer = Buffer.allocUnsafe(recordBytes(Buffer.byteLength(json, 'utf8'), insertId));
+  writeRecord(buffer, 0, index, seq, endpoint, json, insertId);
+  return buffer;
+}
+
+/**
+ * Writes one record into `target` at `at`, where {@link recordBytes} bytes are free; returns where it ends.
+ * The spool writes a batch of records straight into one buffer: a buffer per record, copied once more into
+ * the batch, was garbage of twice the bytes spilled.
+ */
+export function writeRecord(
+  target: Buffer,
+  at: number,
+  index: number,
+  seq: number,
+  endpoint: MixpanelEndpoint,
+  json: string,
+  insertId: string | undefined,
+): number {
   const idBytes = insertIdBytes(insertId);
-  const body = BODY_FIXED + idBytes + jsonBytes;
-  const buffer = Buffer.allocUnsafe(HEADER + body);
-  buffer.writeUInt32LE(RECORD_MAGIC, 0);
-  buffer.writeUInt32LE(body, 4);
-  buffer.writeUInt32LE(index, 12);
-  buffer.writeDoubleLE(seq, 16);
+  const jsonAt = at + HEADER + BODY_FIXED + idBytes;
+  const end = jsonAt + target.write(json, jsonAt, 'utf8');
+  target.writeUInt32LE(RECORD_MAGIC, at);
+  target.writeUInt32LE(end - at - HEADER, at + 4);
+  target.writeUInt32LE(index, at + 12);
+  target.writeDoubleLE(seq, at + 16);
   const code = ENDPOINTS.indexOf(endpoint);
   if (idBytes > 0) {
-    buffer.writeUInt8(code | HAS_INSERT_ID, 24);
-    buffer.writeUInt8(idBytes - 1, 25);
-    buffer.write(insertId as string, 26, 'latin1');
+    target.writeUInt8(code | HAS_INSERT_ID, at + 24);
+    target.writeUInt8(idBytes - 1, at + 25);
+    target.write(insertId as string, at + 26, 'latin1');
   } else {
-    buffer.writeUInt8(code, 24);
+    target.writeUInt8(code, at + 24);
   }
-  buffer.write(json, HEADER + BODY_FIXED + idBytes, 'utf8');
-  buffer.writeUInt32LE(crc32(buffer.subarray(HEADER)), 8);
-  return buffer;
+  target.writeUInt32LE(crc32(target.subarray(at + HEADER, end)), at + 8);
+  return end;
 }
 
 /** The record starting at `offset`, `'short'` if the buffer ends inside it, or `'bad'`. */
