@@ -99,6 +99,21 @@ describe('disk spool index', () => {
     await spool.close();
   });
 
+  it('a record numbered past what its segment can hold is skipped and reported, never sizing the index', async () => {
+    const { dir, errors, hooks, options } = setUp();
+    const records = [encodeRecord(0, 0, 'track', json(0)), encodeRecord(0xffff_fff0, 0, 'track', json(1))];
+    records.push(encodeRecord(2, 0, 'track', json(2)));
+    writeFileSync(join(dir, '0000000001.seg'), Buffer.concat(records));
+    const spool = await openDiskSpool(options, hooks);
+    expect(spool.recovered).toBe(2);
+    expect(spool.stats().indexBytes).toBeLessThan(1024);
+    expect(errors.map((e) => e.code)).toEqual(['spool_corrupt']);
+    expect(errors[0]?.message).toContain(`numbered ${0xffff_fff0}, more than the segment can hold`);
+    expect((await readAll(spool)).map((r) => r.json)).toEqual([json(0), json(2)]);
+    expect(spool.backlog).toBe(0);
+    await spool.close();
+  });
+
   it('keeps its memory within maxBytes / 32: past it, spilled records are refused (spool_full), others taken', async () => {
     const maxBytes = 2 * 1024 * 1024;
     const { errors, hooks, options } = setUp({ maxBytes });
