@@ -143,12 +143,15 @@ describe('disk spool index', () => {
     const without = encodeRecord(1, 2, 'import', json(1));
     // Not short ASCII: not kept (parsing the JSON finds it exactly).
     const odd = encodeRecord(2, 3, 'import', json(2), 'ïd-2');
-    const { records, damage } = parseRecords(Buffer.concat([withId, without, odd]), 0, true);
+    // Not a string (a message that skipped validation): not kept either.
+    const number = encodeRecord(3, 4, 'import', json(3), 42 as unknown as string);
+    const { records, damage } = parseRecords(Buffer.concat([withId, without, odd, number]), 0, true);
     expect(damage).toEqual([]);
     expect(records.map((r) => [r.index, r.json, r.insertId])).toEqual([
       [0, json(0), 'id-0'],
       [1, json(1), undefined],
       [2, json(2), undefined],
+      [3, json(3), undefined],
     ]);
     expect(withId.length).toBe(without.length + 1 + 'id-0'.length);
 

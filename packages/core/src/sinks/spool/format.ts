@@ -67,7 +67,8 @@ export interface Damage {
 
 /** Bytes `insertId` takes beside the JSON: 0 when it is not kept there (absent, too long, not ASCII). */
 export function insertIdBytes(insertId: string | undefined): number {
-  if (insertId === undefined || insertId.length > MAX_INSERT_ID) return 0;
+  // Not a string (a message that skipped validation): not kept, the JSON says what it is.
+  if (typeof insertId !== 'string' || insertId.length > MAX_INSERT_ID) return 0;
   // ASCII only: it reads back exactly as written (a lone surrogate would not).
   for (let i = 0; i < insertId.length; i += 1) if (insertId.charCodeAt(i) > 0x7f) return 0;
   return 1 + insertId.length;

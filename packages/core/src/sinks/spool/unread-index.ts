@@ -3,7 +3,7 @@
  * never be read needs (its writer's sequence number, its endpoint). Free of Node APIs.
  *
  * Compact because a stall spills millions of records. The `Map` it replaces (index → offset, seq, endpoint)
- * took about 100 bytes per spilled record: 1 000 000 spilled events held some 80 MiB of heap. This takes
+ * took about 100 bytes per spilled record: 969 631 spilled events held about 90 MiB of heap. This takes
  * 3 bits per record index of the segment (1 bit "unread", 2 bits endpoint) plus 12 bytes per run of
  * consecutive sequence numbers, in typed arrays grown by doubling. A run breaks only where the writer's
  * sequence skips a number (a message the spool refused went to memory meanwhile): in a stall, one run per
@@ -27,9 +27,10 @@ const MIN_INDEX_BUDGET = 64 * 1024;
 
 /**
  * Bytes of memory the indexes of a spool's disk-only records may take: 1/32 of its disk budget (32 MiB for the
- * default 1 GiB), at least 64 KiB. The per-record arrays alone never reach it: a record takes at least 27
- * bytes on disk and 3 bits here (6 with the slack of doubling), under 1/32 of it. Only sequence runs could (a
- * run per record would need the spool to refuse every other message), and then new messages are refused.
+ * default 1 GiB), at least 64 KiB. The per-record arrays stay far below it: a record takes at least 27 bytes
+ * on disk and 3 bits here (6 with the slack of doubling), under 1/32 of it; only a segment's first allocation
+ * (96 bytes) can be more than its few records. Sequence runs could reach it (a run per record would need the
+ * spool to refuse every other message); then new messages are not spilled (see `DiskSpool#indexHasRoom`).
  */
 export function indexBudget(maxBytes: number): number {
   return Math.max(MIN_INDEX_BUDGET, Math.floor(maxBytes / 32));
