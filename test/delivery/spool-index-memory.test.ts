@@ -11,8 +11,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openDiskSpool } from '../../packages/core/src/sinks/spool/disk-spool.js';
+import { indexBudget } from '../../packages/core/src/sinks/spool/index-budget.js';
 import type { Spool, SpoolHooks } from '../../packages/core/src/sinks/spool/types.js';
-import { indexBudget } from '../../packages/core/src/sinks/spool/unread-index.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

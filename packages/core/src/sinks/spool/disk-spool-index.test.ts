@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdstitchError } from '../../errors.js';
 import { openDiskSpool } from './disk-spool.js';
 import { ACK_MAGIC, encodeLedger, encodeRecord, parseRecords } from './format.js';
+import { indexBudget } from './index-budget.js';
 import type { DamagedRecord, ResolvedSpoolOptions, SpooledRecord, SpoolHooks } from './types.js';
-import { indexBudget } from './unread-index.js';
 
 const dirs: string[] = [];
 afterEach(() => {

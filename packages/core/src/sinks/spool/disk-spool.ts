@@ -18,6 +18,7 @@ import {
   SENDING_MAGIC,
   writeRecord,
 } from './format.js';
+import { IndexBudget, indexBytes } from './index-budget.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
 import { type ReadBackState, type ReadCursor, readBack } from './read-back.js';
 import { recoverDirectory, removeSegment } from './recover.js';
@@ -30,7 +31,6 @@ import type {
   SpoolHooks,
   SpoolStats,
 } from './types.js';
-import { indexBudget } from './unread-index.js';
 
 /** After a failed write (disk full, read-only), how long before trying a fresh segment. */
 const RETRY_AFTER_MS = 10_000;
@@ -78,8 +78,8 @@ class DiskSpool implements Spool {
   #bytes = 0;
   /** `lost`: another process took the directory over (see {@link lockLost}); for good. */
   #state: 'ok' | 'full' | 'failed' | 'lost' = 'ok';
-  /** The index of disk-only records reached its budget (see {@link indexHasRoom}). */
-  #indexFull = false;
+  /** The memory budget of the segments' indexes of disk-only records. */
+  readonly #indexBudget: IndexBudget;
   #failedAt = 0;
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: ReadCursor | undefined;
@@ -110,6 +110,7 @@ class DiskSpool implements Spool {
     this.#hooks = hooks;
     this.#unlock = unlock;
     this.#idSpan = idSpan(options.segmentBytes, 0);
+    this.#indexBudget = new IndexBudget(options.maxBytes, dir, (error) => hooks.report(error));
     const spool = this;
     this.#readState = {
       get backlog() {
@@ -202,7 +203,7 @@ class DiskSpool implements Spool {
       this.#active = segment;
     }
     const index = segment.nextIndex;
-    if (spilled && !this.#indexHasRoom(segment, index, seq)) return undefined;
+    if (spilled && !this.#indexBudget.admits(this.#segments, segment.unread, index, seq)) return undefined;
     segment.nextIndex += 1;
     segment.records += 1;
     if (spilled) {
@@ -269,7 +270,7 @@ class DiskSpool implements Spool {
       written: this.#written,
       synced: this.#synced,
       syncs: this.#syncs,
-      indexBytes: this.#indexBytes(),
+      indexBytes: indexBytes(this.#segments),
     };
   }
 
@@ -293,40 +294,6 @@ class DiskSpool implements Spool {
   }
 
   // ---------------------------------------------------------------------------------------------
-
-  /**
-   * Whether the index of disk-only records may take record `index` of `segment` (see {@link indexBudget}):
-   * it grows only now and then (an array doubles). Past the budget the record is refused, as with a full
-   * disk: the message takes the memory policy, and its drop, if any, is counted there.
-   */
-  #indexHasRoom(segment: Segment, index: number, seq: number): boolean {
-    const growth = segment.unread.growth(index, seq);
-    if (growth === 0) return true;
-    const budget = indexBudget(this.#options.maxBytes);
-    const fits = this.#indexBytes() + growth <= budget;
-    if (fits === this.#indexFull) {
-      this.#indexFull = !fits;
-      this.#hooks.report(
-        new IdstitchError(
-          'spool_full',
-          fits
-            ? `spool ${this.#dir} has room in its index again`
-            : `the index of the messages spool ${this.#dir} holds on disk only reached its budget of ${budget} ` +
-                'bytes of memory (maxBytes / 32); new messages are held in memory (and dropped by the memory ' +
-                'policy) until it has room',
-          { details: { dir: this.#dir, indexBytes: this.#indexBytes(), budget } },
-        ),
-      );
-    }
-    return fits;
-  }
-
-  /** Bytes of memory the index of disk-only records takes, over every segment. */
-  #indexBytes(): number {
-    let bytes = 0;
-    for (const segment of this.#segments) bytes += segment.unread.bytes;
-    return bytes;
-  }
 
   #ledger(magic: number, ids: readonly number[]): Promise<void> {
     const bySegment = new Map<number, number[]>();

@@ -22,20 +22,6 @@ const FIRST_RUNS = 4;
 /** Bytes of one run: its first index (u32) and first sequence number (f64). */
 const RUN_BYTES = 12;
 
-/** The least index budget, whatever the disk budget: a spool of a few hundred KiB still spills freely. */
-const MIN_INDEX_BUDGET = 64 * 1024;
-
-/**
- * Bytes of memory the indexes of a spool's disk-only records may take: 1/32 of its disk budget (32 MiB for the
- * default 1 GiB), at least 64 KiB. The per-record arrays stay far below it: a record takes at least 27 bytes
- * on disk and 3 bits here (6 with the slack of doubling), under 1/32 of it; only a segment's first allocation
- * (96 bytes) can be more than its few records. Sequence runs could reach it (a run per record would need the
- * spool to refuse every other message); then new messages are not spilled (see `DiskSpool#indexHasRoom`).
- */
-export function indexBudget(maxBytes: number): number {
-  return Math.max(MIN_INDEX_BUDGET, Math.floor(maxBytes / 32));
-}
-
 /** Bytes of the per-record arrays for `capacity` records: 1 + 2 bits each. */
 function recordBytes(capacity: number): number {
   return capacity / 8 + capacity / 4;
