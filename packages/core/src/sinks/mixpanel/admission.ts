@@ -143,14 +143,14 @@ export class Admission {
       );
       return;
     }
-    const spooled = this.spooling?.take(lane, json, bytes, settled);
+    const insertId = message.kind === 'event' ? message.payload.properties.$insert_id : undefined;
+    const spooled = this.spooling?.take(lane, json, bytes, settled, insertId);
     if (spooled === 'spooled') return;
     if (!this.#makeRoom(bytes)) {
       accounts.dropNew('queue_overflow', lane.endpoint, settled);
       return;
     }
     const seq = accounts.enqueue(bytes);
-    const insertId = message.kind === 'event' ? message.payload.properties.$insert_id : undefined;
     lane.pending.push({ seq, json, bytes, insertId, settled, spoolId: spooled });
     this.#queued(lane);
   }

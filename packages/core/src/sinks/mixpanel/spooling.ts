@@ -15,6 +15,7 @@ interface EarlyMessage {
   lane: Lane;
   json: string;
   bytes: number;
+  insertId: string | undefined;
   settled: Settled;
 }
 
@@ -111,14 +112,21 @@ export class Spooling {
   /**
    * Takes a serialised message. `'spooled'`: taken care of here: on disk only, or (while the spool opens)
    * held until it is open or dropped by the memory policy. A number: its spool ID, and it joins the memory
-   * queue. `undefined`: no spool (or the spool cannot take it); the memory policy applies.
+   * queue. `undefined`: no spool (or the spool cannot take it); the memory policy applies. `insertId`: an
+   * event's own `properties.$insert_id`, kept beside it on disk so that reading it back parses nothing.
    */
-  take(lane: Lane, json: string, bytes: number, settled: Settled): 'spooled' | number | undefined {
+  take(
+    lane: Lane,
+    json: string,
+    bytes: number,
+    settled: Settled,
+    insertId?: string,
+  ): 'spooled' | number | undefined {
     const accounts = this.#accounts;
     if (this.#opening) {
       if (this.#makeEarlyRoom(bytes)) {
         const seq = accounts.enqueue(bytes);
-        this.#early.push({ seq, lane, json, bytes, settled });
+        this.#early.push({ seq, lane, json, bytes, insertId, settled });
       } else {
         accounts.dropNew('queue_overflow', lane.endpoint, settled);
       }
@@ -133,13 +141,13 @@ export class Spooling {
       accounts.queued + this.#reserved.messages < maxQueueMessages;
     const seq = accounts.lastSeq + 1;
     if (spool.backlog > 0 || !room) {
-      const id = spool.append(seq, lane.endpoint, json, true);
+      const id = spool.append(seq, lane.endpoint, json, true, insertId);
       if (id === undefined) return undefined;
       accounts.enqueueSpooled();
       if (settled) this.#settledBySeq.set(seq, settled);
       return 'spooled';
     }
-    return spool.append(seq, lane.endpoint, json, false);
+    return spool.append(seq, lane.endpoint, json, false, insertId);
   }
 
   /** Before a profile or group update goes out, the ledger says so, durably (see `in_doubt`). */
@@ -226,7 +234,13 @@ export class Spooling {
     const early = this.#early;
     this.#early = [];
     for (const message of early) {
-      const id = this.#spool?.append(message.seq, message.lane.endpoint, message.json, true);
+      const id = this.#spool?.append(
+        message.seq,
+        message.lane.endpoint,
+        message.json,
+        true,
+        message.insertId,
+      );
       if (id !== undefined) {
         // On disk only from now on: out of the memory budget.
         accounts.queued -= 1;
@@ -326,7 +340,7 @@ export class Spooling {
       seq: record.seq,
       json: record.json,
       bytes: record.bytes,
-      insertId: insertIdOf(record.endpoint, record.json),
+      insertId: record.insertId ?? insertIdOf(record.endpoint, record.json),
       settled: this.#settledBySeq.get(record.seq),
       spoolId: record.id,
     };
@@ -385,8 +399,8 @@ export function hintSpoolOnce(accounts: Accounting): void {
 
 /** A message held while the spool opened, as the memory queue holds it (not journaled: no spool ID). */
 function earlyMessage(message: EarlyMessage): QueuedMessage {
-  const { seq, json, bytes, settled } = message;
-  return { seq, json, bytes, settled, insertId: insertIdOf(message.lane.endpoint, json) };
+  const { seq, json, bytes, settled, insertId } = message;
+  return { seq, json, bytes, settled, insertId };
 }
 
 function spoolIds(messages: readonly QueuedMessage[]): number[] {
@@ -396,9 +410,10 @@ function spoolIds(messages: readonly QueuedMessage[]): number[] {
 }
 
 /**
- * `$insert_id` of an event read back from disk, to match `failed_records` that name it: the event's own
- * (`properties.$insert_id`), never one nested in a caller property, which a text search of the JSON found
- * first (caller properties are serialised before the stamped `$insert_id`). Parsed only on read-back.
+ * `$insert_id` of an event read back from disk without it beside the JSON (written before the spool kept it
+ * there, or not short ASCII), to match `failed_records` that name it: the event's own (`properties.$insert_id`),
+ * never one nested in a caller property, which a text search of the JSON found first (caller properties are
+ * serialised before the stamped `$insert_id`).
  */
 function insertIdOf(endpoint: MixpanelEndpoint, json: string): string | undefined {
   if (endpoint !== 'import' && endpoint !== 'track') return undefined;

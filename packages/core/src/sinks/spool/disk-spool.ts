@@ -13,11 +13,12 @@ import { FILE_MODE, LEDGER_FLAGS, openOwned, prepareDirectory, SEGMENT_FLAGS } f
 import {
   ACK_MAGIC,
   encodeLedger,
-  encodeRecord,
   NOT_SENT_MAGIC,
-  RECORD_OVERHEAD,
+  recordBytes,
   SENDING_MAGIC,
+  writeRecord,
 } from './format.js';
+import { IndexBudget, indexBytes } from './index-budget.js';
 import { LOCK_STALE_MS, lockDirectory } from './lock.js';
 import { type ReadBackState, type ReadCursor, readBack } from './read-back.js';
 import { recoverDirectory, removeSegment } from './recover.js';
@@ -37,11 +38,13 @@ const RETRY_AFTER_MS = 10_000;
 interface PendingRecord {
   segment: Segment;
   index: number;
-  buffer: Buffer;
+  /** Bytes of the record (see `recordBytes`): it is encoded only when its batch is written. */
+  bytes: number;
   seq: number;
   spilled: boolean;
   endpoint: MixpanelEndpoint;
   json: string;
+  insertId: string | undefined;
 }
 
 /** Opens (creating if needed) and locks a spool directory, and takes stock of what is left in it. */
@@ -75,6 +78,8 @@ class DiskSpool implements Spool {
   #bytes = 0;
   /** `lost`: another process took the directory over (see {@link lockLost}); for good. */
   #state: 'ok' | 'full' | 'failed' | 'lost' = 'ok';
+  /** The memory budget of the segments' indexes of disk-only records. */
+  readonly #indexBudget: IndexBudget;
   #failedAt = 0;
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: ReadCursor | undefined;
@@ -105,6 +110,7 @@ class DiskSpool implements Spool {
     this.#hooks = hooks;
     this.#unlock = unlock;
     this.#idSpan = idSpan(options.segmentBytes, 0);
+    this.#indexBudget = new IndexBudget(options.maxBytes, dir, (error) => hooks.report(error));
     const spool = this;
     this.#readState = {
       get backlog() {
@@ -154,14 +160,21 @@ class DiskSpool implements Spool {
     if (first) this.#cursor = { segment: first, offset: 0 };
   }
 
-  append(seq: number, endpoint: MixpanelEndpoint, json: string, spilled: boolean): number | undefined {
+  append(
+    seq: number,
+    endpoint: MixpanelEndpoint,
+    json: string,
+    spilled: boolean,
+    insertId?: string,
+  ): number | undefined {
     if (this.#closed || this.#state === 'lost') return undefined;
     if (this.#state === 'failed') {
       if (Date.now() - this.#failedAt < RETRY_AFTER_MS) return undefined;
       this.#state = 'ok';
     }
     let segment = this.#active;
-    const size = Buffer.byteLength(json, 'utf8') + RECORD_OVERHEAD;
+    const jsonBytes = Buffer.byteLength(json, 'utf8');
+    const size = recordBytes(jsonBytes, insertId);
     if (this.#bytes + size > this.#options.maxBytes) {
       if (this.#state !== 'full') {
         this.#state = 'full';
@@ -190,18 +203,18 @@ class DiskSpool implements Spool {
       this.#active = segment;
     }
     const index = segment.nextIndex;
+    if (spilled && !this.#indexBudget.admits(this.#segments, segment.unread, index, seq)) return undefined;
     segment.nextIndex += 1;
     segment.records += 1;
-    const buffer = encodeRecord(index, seq, endpoint, json);
     if (spilled) {
       if (this.backlog === 0) this.#cursor = { segment, offset: segment.size };
       this.backlog += 1;
-      segment.unread.set(index, { offset: segment.size, seq, endpoint });
+      segment.unread.add(index, seq, endpoint);
     }
-    segment.size += buffer.length;
-    this.#bytes += buffer.length;
+    segment.size += size;
+    this.#bytes += size;
     this.#appended += 1;
-    this.#pending.push({ segment, index, buffer, seq, spilled, endpoint, json });
+    this.#pending.push({ segment, index, bytes: size, seq, spilled, endpoint, json, insertId });
     this.#kick();
     return segment.no * this.#idSpan + index;
   }
@@ -257,6 +270,7 @@ class DiskSpool implements Spool {
       written: this.#written,
       synced: this.#synced,
       syncs: this.#syncs,
+      indexBytes: indexBytes(this.#segments),
     };
   }
 
@@ -355,11 +369,19 @@ class DiskSpool implements Spool {
         const segment = (batch[start] as PendingRecord).segment;
         let end = start;
         while (end < batch.length && (batch[end] as PendingRecord).segment === segment) end += 1;
-        const chunk = Buffer.concat(batch.slice(start, end).map((p) => p.buffer));
         failedFrom = start;
+        let length = 0;
+        for (let i = start; i < end; i += 1) length += (batch[i] as PendingRecord).bytes;
+        const chunk = Buffer.allocUnsafe(length);
+        let at = 0;
+        for (let i = start; i < end; i += 1) {
+          const p = batch[i] as PendingRecord;
+          at = writeRecord(chunk, at, p.index, p.seq, p.endpoint, p.json, p.insertId);
+        }
         segment.file ??= await openOwned(segment.path, SEGMENT_FLAGS, FILE_MODE);
         await writeAll(segment.file, chunk);
         segment.written += chunk.length;
+        segment.writtenRecords = (batch[end - 1] as PendingRecord).index + 1;
         touched.add(segment);
         for (let i = start; i < end; i += 1) maxSeq = Math.max(maxSeq, (batch[i] as PendingRecord).seq);
         this.#written += end - start;
@@ -456,6 +478,7 @@ class DiskSpool implements Spool {
           endpoint: r.endpoint,
           json: r.json,
           bytes: Buffer.byteLength(r.json, 'utf8'),
+          insertId: r.insertId,
         })),
       );
     }

@@ -11,8 +11,13 @@
  * | 4     | CRC-32 of the body                                                             |
  * | 4     | body: the record's index in its segment                                        |
  * | 8     | body: the writer's sequence number (f64)                                       |
- * | 1     | body: endpoint code                                                            |
+ * | 1     | body: endpoint code; bit 7 set: the event's `$insert_id` follows               |
+ * | 1 + k | body, with bit 7: k, then the `$insert_id` (ASCII)                             |
  * | n     | body: the message as sent to Mixpanel (JSON, UTF-8; `$insert_id` and `time` in) |
+ *
+ * The `$insert_id` beside the JSON saves parsing every event read back (to match Mixpanel's refusals,
+ * which name events by it): it is the one the sink stamped in `properties`, never one nested in a caller
+ * property. Records without it (written before it was added, or an ID that is not short ASCII) are parsed.
  *
  * Its ledger (`<n>.ack`) is a sequence of entries `magic | count | CRC-32 | count × u32 index`, where
  * the magic says what happened to those records: `ACK1` settled (delivered or dropped, never to be sent
@@ -32,6 +37,10 @@ const BODY_FIXED = 13;
 export const RECORD_OVERHEAD = HEADER + BODY_FIXED;
 /** Larger than any message the sink accepts (1 MB) plus the fixed fields. */
 const MAX_BODY = 2 * 1024 * 1024;
+/** Bit of the endpoint code: an `$insert_id` follows. */
+const HAS_INSERT_ID = 0x80;
+/** Longest `$insert_id` kept beside the JSON (Mixpanel's are at most 36 characters). */
+const MAX_INSERT_ID = 255;
 
 const ENDPOINTS: readonly MixpanelEndpoint[] = ['import', 'track', 'engage', 'groups'];
 
@@ -41,6 +50,8 @@ export interface ParsedRecord {
   seq: number;
   endpoint: MixpanelEndpoint;
   json: string;
+  /** The event's `$insert_id`, when the record carries it beside the JSON. */
+  insertId: string | undefined;
   /** Offset of the record, and just past it. */
   start: number;
   end: number;
@@ -54,18 +65,67 @@ export interface Damage {
   tail: boolean;
 }
 
-export function encodeRecord(index: number, seq: number, endpoint: MixpanelEndpoint, json: string): Buffer {
-  const jsonBytes = Buffer.byteLength(json, 'utf8');
-  const body = BODY_FIXED + jsonBytes;
-  const buffer = Buffer.allocUnsafe(HEADER + body);
-  buffer.writeUInt32LE(RECORD_MAGIC, 0);
-  buffer.writeUInt32LE(body, 4);
-  buffer.writeUInt32LE(index, 12);
-  buffer.writeDoubleLE(seq, 16);
-  buffer.writeUInt8(ENDPOINTS.indexOf(endpoint), 24);
-  buffer.write(json, 25, 'utf8');
-  buffer.writeUInt32LE(crc32(buffer.subarray(HEADER)), 8);
+/** Bytes `insertId` takes beside the JSON: 0 when it is not kept there (absent, too long, not ASCII). */
+export function insertIdBytes(insertId: string | undefined): number {
+  // Not a string (a message that skipped validation): not kept, the JSON says what it is.
+  if (typeof insertId !== 'string' || insertId.length > MAX_INSERT_ID) return 0;
+  // ASCII only: it reads back exactly as written (a lone surrogate would not).
+  for (let i = 0; i < insertId.length; i += 1) if (insertId.charCodeAt(i) > 0x7f) return 0;
+  return 1 + insertId.length;
+}
+
+/** Bytes of the record {@link encodeRecord} makes. */
+export function recordBytes(jsonBytes: number, insertId: string | undefined): number {
+  return RECORD_OVERHEAD + insertIdBytes(insertId) + jsonBytes;
+}
+
+/**
+ * One record. `insertId`: the event's own `properties.$insert_id` (as stamped by the sink), kept beside the
+ * JSON when it is short ASCII.
+ */
+export function encodeRecord(
+  index: number,
+  seq: number,
+  endpoint: MixpanelEndpoint,
+  json: string,
+  insertId?: string,
+): Buffer {
+  const buffer = Buffer.allocUnsafe(recordBytes(Buffer.byteLength(json, 'utf8'), insertId));
+  writeRecord(buffer, 0, index, seq, endpoint, json, insertId);
   return buffer;
+}
+
+/**
+ * Writes one record into `target` at `at`, where {@link recordBytes} bytes are free; returns where it ends.
+ * The spool writes a batch of records straight into one buffer: a buffer per record, copied once more into
+ * the batch, was garbage of twice the bytes spilled.
+ */
+export function writeRecord(
+  target: Buffer,
+  at: number,
+  index: number,
+  seq: number,
+  endpoint: MixpanelEndpoint,
+  json: string,
+  insertId: string | undefined,
+): number {
+  const idBytes = insertIdBytes(insertId);
+  const jsonAt = at + HEADER + BODY_FIXED + idBytes;
+  const end = jsonAt + target.write(json, jsonAt, 'utf8');
+  target.writeUInt32LE(RECORD_MAGIC, at);
+  target.writeUInt32LE(end - at - HEADER, at + 4);
+  target.writeUInt32LE(index, at + 12);
+  target.writeDoubleLE(seq, at + 16);
+  const code = ENDPOINTS.indexOf(endpoint);
+  if (idBytes > 0) {
+    target.writeUInt8(code | HAS_INSERT_ID, at + 24);
+    target.writeUInt8(idBytes - 1, at + 25);
+    target.write(insertId as string, at + 26, 'latin1');
+  } else {
+    target.writeUInt8(code, at + 24);
+  }
+  target.writeUInt32LE(crc32(target.subarray(at + HEADER, end)), at + 8);
+  return end;
 }
 
 /** The record starting at `offset`, `'short'` if the buffer ends inside it, or `'bad'`. */
@@ -78,13 +138,24 @@ function recordAt(buffer: Buffer, offset: number): ParsedRecord | 'short' | 'bad
   if (end > buffer.length) return 'short';
   const bodyBytes = buffer.subarray(offset + HEADER, end);
   if (crc32(bodyBytes) !== buffer.readUInt32LE(offset + 8)) return 'bad';
-  const endpoint = ENDPOINTS[bodyBytes.readUInt8(12)];
+  const code = bodyBytes.readUInt8(12);
+  const endpoint = ENDPOINTS[code & ~HAS_INSERT_ID];
   if (endpoint === undefined) return 'bad';
+  let jsonStart = BODY_FIXED;
+  let insertId: string | undefined;
+  if (code & HAS_INSERT_ID) {
+    if (body < BODY_FIXED + 1) return 'bad';
+    const length = bodyBytes.readUInt8(BODY_FIXED);
+    jsonStart = BODY_FIXED + 1 + length;
+    if (jsonStart > body) return 'bad';
+    insertId = bodyBytes.toString('latin1', BODY_FIXED + 1, jsonStart);
+  }
   return {
     index: bodyBytes.readUInt32LE(0),
     seq: bodyBytes.readDoubleLE(4),
     endpoint,
-    json: bodyBytes.toString('utf8', BODY_FIXED),
+    json: bodyBytes.toString('utf8', jsonStart),
+    insertId,
     start: offset,
     end,
   };

@@ -55,11 +55,13 @@ export async function readBack(
       if (!next) break;
       state.cursor = { segment: next, offset: 0 };
       // After moving the cursor: the sink, told, may append (and, the backlog now empty, set the cursor).
-      passed(state, segment, Number.POSITIVE_INFINITY);
+      passed(state, segment, Number.POSITIVE_INFINITY, []);
       state.leftSegment();
       continue;
     }
-    const length = segment.written - cursor.offset;
+    // What is written now: the records below `writtenRecords` are in the bytes below `written`.
+    const { written, writtenRecords } = segment;
+    const length = written - cursor.offset;
     // Read about what the limits can take, not the whole rest of the segment: a small memory budget
     // would otherwise re-read a large backlog for every few records it takes.
     let chunk = Math.min(length, Math.max(READ_CHUNK, 2 * maxBytes));
@@ -84,7 +86,7 @@ export async function readBack(
         reportUnreadable(segment, code, (report) => state.report(report));
         segment.sealed = true;
         cursor.offset = segment.written;
-        passed(state, segment, cursor.offset);
+        passed(state, segment, segment.writtenRecords, []);
         continue;
       }
       // What was read before is out of the backlog already: hand it over, the next read meets the error.
@@ -93,8 +95,11 @@ export async function readBack(
     }
     let consumed = parsed.next;
     let full = false;
+    /** Records held that lie before one read: the bytes holding them were damaged. */
+    const skipped: DamagedRecord[] = [];
     for (const record of parsed.records) {
-      if (segment.acked?.has(record.index)) continue;
+      // Not held: settled by a previous process (its ledger says so).
+      if (!segment.unread.has(record.index)) continue;
       const size = Buffer.byteLength(record.json, 'utf8');
       if (out.length >= maxRecords || (out.length > 0 && bytes + size > maxBytes)) {
         // The limits are reached: the next read starts at this record. (Going round the outer loop
@@ -109,40 +114,40 @@ export async function readBack(
         endpoint: record.endpoint,
         json: record.json,
         bytes: size,
+        insertId: record.insertId,
         wasSending: segment.sending?.has(record.index) ?? false,
       });
+      segment.unread.takeBefore(record.index, skipped);
       segment.unread.delete(record.index);
       bytes += size;
       state.backlog -= 1;
     }
     reportReadBackDamage(segment, cursor.offset, parsed.damage, consumed, (error) => state.report(error));
     cursor.offset += consumed;
+    // Read up to what was written: every record written by then is read or lost.
+    let limit = cursor.offset >= written ? writtenRecords : 0;
     if (short && !full) {
       // Nothing more can be read from this segment: going on would re-read its end for ever (a stall).
       reportTruncated(segment, cursor.offset, (error) => state.report(error));
       cursor.offset = segment.written;
+      limit = segment.writtenRecords;
     }
-    passed(state, segment, cursor.offset);
+    passed(state, segment, limit, skipped);
     if (full || (out.length > 0 && (out.length >= maxRecords || bytes >= maxBytes))) break;
   }
   return out;
 }
 
 /**
- * The cursor is at `offset` of `segment`: the disk-only records before it that were not read (the bytes
- * holding them were damaged, cut off or unreadable) never will be. They leave the backlog, count as settled
- * (the segment can be deleted once the rest is), and the sink is told, so that they are counted as dropped
- * rather than held as spooled until the process ends (`drain()` waited for them).
+ * The cursor went past the disk-only records of `segment` in `damaged` and those with an index below `limit`
+ * without reading them (the bytes holding them were damaged, cut off or unreadable): they never will be. They
+ * leave the backlog, count as settled (the segment can be deleted once the rest is), and the sink is told, so
+ * that they are counted as dropped rather than held as spooled until the process ends (`drain()` waited for
+ * them). Records are written in index order, so those before a record read, or before the end of what was
+ * written, are the ones with a lower index.
  */
-function passed(state: ReadBackState, segment: Segment, offset: number): void {
-  if (segment.unread.size === 0) return;
-  const damaged: DamagedRecord[] = [];
-  // In offset order (appended so), the oldest first: stop at the first one the cursor has not reached.
-  for (const [index, record] of segment.unread) {
-    if (record.offset >= offset) break;
-    segment.unread.delete(index);
-    damaged.push({ seq: record.seq, endpoint: record.endpoint });
-  }
+function passed(state: ReadBackState, segment: Segment, limit: number, damaged: DamagedRecord[]): void {
+  segment.unread.takeBefore(limit, damaged);
   if (damaged.length === 0) return;
   state.backlog -= damaged.length;
   segment.settled += damaged.length;

@@ -6,7 +6,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IdstitchError } from '../../errors.js';
 import { readOwned } from './directory.js';
-import { type Damage, parseLedger, parseRecords } from './format.js';
+import { type Damage, parseLedger, parseRecords, RECORD_OVERHEAD } from './format.js';
 import { newSegment, type Segment } from './segment.js';
 
 export interface Recovered {
@@ -63,27 +63,38 @@ export async function recoverDirectory(
         ),
       );
     }
-    let unsettled = 0;
-    for (const record of records) if (!acked.has(record.index)) unsettled += 1;
+    // The unsettled records, in the compact index (sequence number 0: not this process's). The ledger's
+    // settled set is not kept: a record read back that the index does not hold is skipped.
+    // Records are written in index order, each at least RECORD_OVERHEAD bytes (a failed write truncates a
+    // suffix): record i ends past (i + 1) x RECORD_OVERHEAD. An index beyond that, valid checksum or not, was
+    // not written by a spool; taken at its word it would size the index's arrays (gigabytes for 2^32).
+    const plausible = Math.floor(buffer.length / RECORD_OVERHEAD);
+    let maxIndex = -1;
+    for (const record of records) {
+      if (record.index >= plausible) {
+        reportImplausible(segment, record.start, record.index, report);
+        continue;
+      }
+      maxIndex = Math.max(maxIndex, record.index);
+      if (!acked.has(record.index)) segment.unread.add(record.index, 0, record.endpoint);
+    }
+    // Distinct indexes: two records under one index (never written by a spool) are read back once.
+    const unsettled = segment.unread.count;
     if (unsettled === 0) {
       await removeSegment(segment);
       continue;
     }
     segment.size = buffer.length;
     segment.written = buffer.length;
+    segment.writtenRecords = maxIndex + 1;
     segment.records = records.length;
     segment.settled = records.length - unsettled;
     segment.knownDamage = new Set(damage.map((hurt) => hurt.offset));
-    segment.acked = acked;
     segment.sending = sending;
-    for (const record of records) {
-      if (acked.has(record.index)) continue;
-      segment.unread.set(record.index, { offset: record.start, seq: 0, endpoint: record.endpoint });
-    }
     out.segments.push(segment);
     out.bytes += buffer.length;
     out.unsettled += unsettled;
-    for (const record of records) out.maxIndex = Math.max(out.maxIndex, record.index);
+    out.maxIndex = Math.max(out.maxIndex, maxIndex);
   }
   // Ledgers whose segment is gone.
   for (const name of names) {
@@ -123,6 +134,23 @@ export function reportReadBackDamage(
       ),
     );
   }
+}
+
+/** A record whose index its segment cannot hold: skipped (read back, it is not held, so not sent). */
+function reportImplausible(
+  segment: Segment,
+  offset: number,
+  index: number,
+  report: (error: IdstitchError) => void,
+): void {
+  report(
+    new IdstitchError(
+      'spool_corrupt',
+      `spool segment ${segment.path} has a record at offset ${offset} numbered ${index}, more than the segment ` +
+        'can hold (not written by a spool); it was skipped, the rest are delivered',
+      { details: { path: segment.path, offset, index } },
+    ),
+  );
 }
 
 /** A segment found shorter than what was written to it (truncated by hand, or a damaged file system). */

@@ -3,9 +3,9 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MixpanelEndpoint } from '../mixpanel/endpoint.js';
 import { openOwned, READ_FLAGS } from './directory.js';
 import { RECORD_OVERHEAD } from './format.js';
+import { UnreadIndex } from './unread-index.js';
 
 /**
  * A spool ID is `segment number × span + index of the record in its segment`, an exact integer while it is
@@ -30,6 +30,8 @@ export interface Segment {
   size: number;
   /** Bytes known to be whole records on disk. */
   written: number;
+  /** The records with an index below this are the ones in those `written` bytes (they are written in index order). */
+  writtenRecords: number;
   records: number;
   settled: number;
   nextIndex: number;
@@ -37,8 +39,7 @@ export interface Segment {
   sealed: boolean;
   /** Of a previous process's segment: offsets of the damage found (and reported) at open. */
   knownDamage: Set<number> | undefined;
-  /** Of a previous process's segment: settled and being-sent indexes from its ledger. */
-  acked: Set<number> | undefined;
+  /** Of a previous process's segment: being-sent indexes from its ledger (its settled ones are not unread). */
   sending: Set<number> | undefined;
   pendingLedger: Buffer[];
   /** The pending ledger entries include a being-sent mark: fsync the ledger whatever the policy. */
@@ -46,17 +47,10 @@ export interface Segment {
   /** Resolvers waiting for this segment's pending ledger entries. */
   ledgerWaiters: (() => void)[];
   /**
-   * Records held on disk only and not read back yet, by index: those the read-back cursor goes past
-   * without reading (damaged, cut short, unreadable) are counted as dropped instead of spooled for ever.
+   * Records held on disk only and not read back yet: those the read-back cursor goes past without reading
+   * (damaged, cut short, unreadable) are counted as dropped instead of spooled for ever.
    */
-  unread: Map<number, UnreadRecord>;
-}
-
-/** A disk-only record not read back yet: where it starts, and what its sink needs to settle it. */
-export interface UnreadRecord {
-  offset: number;
-  seq: number;
-  endpoint: MixpanelEndpoint;
+  unread: UnreadIndex;
 }
 
 export function segmentName(no: number): string {
@@ -74,17 +68,17 @@ export function newSegment(dir: string, no: number, own: boolean): Segment {
     ledger: undefined,
     size: 0,
     written: 0,
+    writtenRecords: 0,
     records: 0,
     settled: 0,
     nextIndex: 0,
     sealed: !own,
     knownDamage: undefined,
-    acked: undefined,
     sending: undefined,
     pendingLedger: [],
     ledgerMustSync: false,
     ledgerWaiters: [],
-    unread: new Map(),
+    unread: new UnreadIndex(),
   };
 }
 

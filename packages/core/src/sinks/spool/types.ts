@@ -47,6 +47,11 @@ export interface SpooledRecord {
   json: string;
   bytes: number;
   /**
+   * The event's own `properties.$insert_id`, when the record carries it beside the JSON (every event this
+   * spool writes, unless the ID is not short ASCII); `undefined` otherwise: parse `json` for it.
+   */
+  insertId: string | undefined;
+  /**
    * A previous process wrote that it was sending this record and never wrote that it was settled:
    * Mixpanel may or may not have it.
    */
@@ -70,6 +75,12 @@ export interface SpoolStats {
   written: number;
   synced: number;
   syncs: number;
+  /**
+   * Bytes of memory the index of records held on disk only takes (about 3 bits per record on disk, see
+   * `unread-index.ts`). At most `maxBytes / 32` (at least 64 KiB): past it, new messages are not spilled to
+   * disk but take the memory policy, reported as `spool_full`.
+   */
+  indexBytes: number;
 }
 
 /** Callbacks a spool uses to reach its sink. */
@@ -100,8 +111,17 @@ export interface Spool {
   readonly recovered: number;
   /** Records held on disk only (not yet read back). */
   readonly backlog: number;
-  /** Appends a record; `spilled` ones exist on disk only. `undefined` when the spool cannot take it. */
-  append(seq: number, endpoint: MixpanelEndpoint, json: string, spilled: boolean): number | undefined;
+  /**
+   * Appends a record; `spilled` ones exist on disk only. `insertId`: an event's own `properties.$insert_id`,
+   * kept beside it. `undefined` when the spool cannot take it.
+   */
+  append(
+    seq: number,
+    endpoint: MixpanelEndpoint,
+    json: string,
+    spilled: boolean,
+    insertId?: string,
+  ): number | undefined;
   /** Reads back disk-only records, oldest first, at least one if any is ready, within the limits. */
   read(maxRecords: number, maxBytes: number): Promise<SpooledRecord[]>;
   /** These records are settled (delivered or dropped) and are never sent again. */
