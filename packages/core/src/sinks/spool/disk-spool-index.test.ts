@@ -164,3 +164,29 @@ describe('disk spool index', () => {
     await spool.close();
   });
 });
+
+describe('disk spool write buffer', () => {
+  it('holds at most 16 MiB of records waiting for their write; past that, appends are refused and reported', async () => {
+    const segmentBytes = 64 * 1024;
+    const buffer = 16 * 1024 * 1024;
+    const { errors, hooks, options } = setUp({ segmentBytes });
+    const spool = await openDiskSpool(options, hooks);
+    const big = (i: number) =>
+      JSON.stringify({ event: 'E', properties: { $insert_id: `id-${i}`, pad: 'x'.repeat(1000) } });
+    // One synchronous burst: the writer only runs on a later turn of the event loop.
+    let accepted = 0;
+    let refused = 0;
+    const attempts = 20_000;
+    for (let i = 0; i < attempts; i += 1) {
+      if (spool.append(i + 1, 'track', big(i), true, `id-${i}`) === undefined) refused += 1;
+      else accepted += 1;
+    }
+    expect(accepted * 1000).toBeGreaterThan(buffer * 0.9);
+    expect(accepted * 1000).toBeLessThanOrEqual(buffer);
+    expect(refused).toBe(attempts - accepted);
+    expect(errors.filter((e) => e.code === 'spool_full' && /behind in writing/.test(e.message))).toHaveLength(1);
+    await vi.waitFor(() => expect(spool.stats().written).toBe(accepted));
+    expect(spool.append(attempts + 1, 'track', big(attempts), true, 'id-last')).toBeTypeOf('number');
+    await spool.close();
+  });
+});

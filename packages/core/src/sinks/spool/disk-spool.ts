@@ -84,6 +84,13 @@ class DiskSpool implements Spool {
   /** Where reading back resumes while `backlog > 0`. */
   #cursor: ReadCursor | undefined;
   #pending: PendingRecord[] = [];
+  /**
+   * Bytes of the records appended but not yet handed to the file (pending plus the batch being written):
+   * held in memory, so bounded by {@link writeBufferBytes}.
+   */
+  #unwrittenBytes = 0;
+  /** Set while appends are refused because writing is that far behind; reported once per episode. */
+  #behind = false;
   /** The serial I/O loop, while it runs. */
   #loop: Promise<void> | undefined;
   #syncWanted = false;
@@ -175,6 +182,23 @@ class DiskSpool implements Spool {
     let segment = this.#active;
     const jsonBytes = Buffer.byteLength(json, 'utf8');
     const size = recordBytes(jsonBytes, insertId);
+    if (this.#unwrittenBytes + size > writeBufferBytes(this.#options)) {
+      // Tracking outruns the disk: records waiting for their write are memory like the queue, so they
+      // get a byte budget too; past it the message takes the memory policy (held or dropped, counted).
+      if (!this.#behind) {
+        this.#behind = true;
+        this.#hooks.report(
+          new IdstitchError(
+            'spool_full',
+            `spool ${this.#dir} is ${this.#unwrittenBytes} bytes behind in writing (its buffer is ` +
+              `${writeBufferBytes(this.#options)} bytes); new messages are held in memory ` +
+              '(and dropped by the memory policy) until the disk catches up',
+            { details: { dir: this.#dir, unwrittenBytes: this.#unwrittenBytes } },
+          ),
+        );
+      }
+      return undefined;
+    }
     if (this.#bytes + size > this.#options.maxBytes) {
       if (this.#state !== 'full') {
         this.#state = 'full';
@@ -214,6 +238,7 @@ class DiskSpool implements Spool {
     segment.size += size;
     this.#bytes += size;
     this.#appended += 1;
+    this.#unwrittenBytes += size;
     this.#pending.push({ segment, index, bytes: size, seq, spilled, endpoint, json, insertId });
     this.#kick();
     return segment.no * this.#idSpan + index;
@@ -413,6 +438,8 @@ class DiskSpool implements Spool {
     } catch (error) {
       await this.#fail(error, batch.slice(failedFrom));
     }
+    for (const record of batch) this.#unwrittenBytes -= record.bytes;
+    if (this.#behind && this.#unwrittenBytes <= writeBufferBytes(this.#options) / 2) this.#behind = false;
     for (const done of waiters) done();
     this.#hooks.written();
   }
@@ -504,3 +531,10 @@ class DiskSpool implements Spool {
     }
   }
 }
+
+/** How many bytes of records may wait for their write: 16 MiB, or two segments' worth if that is more. */
+function writeBufferBytes(options: ResolvedSpoolOptions): number {
+  return Math.max(WRITE_BUFFER_BYTES, 2 * options.segmentBytes);
+}
+
+const WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
