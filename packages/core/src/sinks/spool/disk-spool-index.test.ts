@@ -184,7 +184,9 @@ describe('disk spool write buffer', () => {
     expect(accepted * 1000).toBeGreaterThan(buffer * 0.9);
     expect(accepted * 1000).toBeLessThanOrEqual(buffer);
     expect(refused).toBe(attempts - accepted);
-    expect(errors.filter((e) => e.code === 'spool_full' && /behind in writing/.test(e.message))).toHaveLength(1);
+    expect(errors.filter((e) => e.code === 'spool_full' && /behind in writing/.test(e.message))).toHaveLength(
+      1,
+    );
     await vi.waitFor(() => expect(spool.stats().written).toBe(accepted));
     expect(spool.append(attempts + 1, 'track', big(attempts), true, 'id-last')).toBeTypeOf('number');
     await spool.close();
