@@ -67,7 +67,7 @@ export class JsonChunks {
   }
 
   /**
-   * Writes `json` as UTF-8, with `suffix` (ASCII bytes) replacing its last `cut` characters (which must be
+   * Writes `json` as UTF-8, with `suffix` (bytes, already UTF-8) replacing its last `cut` characters (which must be
    * ASCII), and returns how many bytes that took; -1 when it was not written (no Buffer, or too large for a
    * chunk), then the caller keeps a string.
    */
