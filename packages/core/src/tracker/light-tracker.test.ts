@@ -60,6 +60,40 @@ describe('a light tracker', () => {
     ]);
   });
 
+  it('stamps properties in one order: library, super properties, registered, the caller’s (winning), identity', () => {
+    const sink = new MemorySink();
+    const engine = createIdstitch(
+      { sink, cookie: { secret: SECRET }, superProperties: { app: 'shop', plan: 'free', region: 'eu' } },
+      { resolveUserId: () => undefined },
+    );
+    const tracker = engine.forUser('user-42');
+    tracker.register({ team: 'payments', region: 'us' });
+    tracker.track('Paid', { plan: 'pro', a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9 });
+    const properties = sink.events[0]?.properties ?? {};
+    expect(Object.keys(properties)).toEqual([
+      'mp_lib',
+      '$lib_version',
+      'app',
+      'plan',
+      'region',
+      'team',
+      'a',
+      'b',
+      'c',
+      'd',
+      'e',
+      'f',
+      'g',
+      'h',
+      'i',
+      'distinct_id',
+      'time',
+      '$insert_id',
+      '$user_id',
+    ]);
+    expect(properties).toMatchObject({ plan: 'pro', region: 'us', team: 'payments' });
+  });
+
   it('hands the sink payloads branded as validated, which it then does not check again', () => {
     const { sink, engine } = setup();
     engine.forUser('user-42').track('Paid');

@@ -310,13 +310,18 @@ export class RequestTracker<Req> implements Tracker {
     let time = properties.time;
     // A caller's `time` is stamped below, in the stamp's place; copying without it happens only when there is one.
     if (time !== undefined) ({ time, ...own } = properties);
-    const stamped = Object.assign(
-      { mp_lib: LIB_NAME, $lib_version: LIB_VERSION },
-      this.options.superProperties,
-      this.scope.requestFacts(),
-      this.registered,
-      own,
-    ) as EventProperties;
+    // Spread in a literal, not Object.assign: Object.assign adds properties the way `o[key] = v` does, and past 12
+    // of them outside the object V8 switches it to dictionary mode, where JSON.stringify takes its slow path (a
+    // request's facts plus ten properties did: 9 µs an event for build and stringify, 5-6 µs spread). Same keys,
+    // same order; spread defines properties where Object.assign set them, so no setter or `__proto__` can apply.
+    const stamped = {
+      mp_lib: LIB_NAME,
+      $lib_version: LIB_VERSION,
+      ...this.options.superProperties,
+      ...this.scope.requestFacts(),
+      ...this.registered,
+      ...own,
+    } as unknown as EventProperties;
     stamped.distinct_id = distinctId;
     stamped.time = typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : Date.now();
     stamped.$insert_id = insertId ?? newInsertId();

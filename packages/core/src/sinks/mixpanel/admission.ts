@@ -3,6 +3,7 @@ import { MIXPANEL_LIMITS } from '../../messages/limits.js';
 import type { OutgoingMessage } from '../../messages/types.js';
 import { validateUnlessValidated } from '../../messages/validate.js';
 import type { Accounting } from './accounting.js';
+import { ChunkedMessage } from './chunks.js';
 import type { MixpanelMessageOutcome } from './events.js';
 import { type Lane, type Lanes, laneFor } from './lane.js';
 import type { ResolvedMixpanelOptions } from './options.js';
@@ -26,6 +27,9 @@ export class Admission {
   readonly #queued: (lane: Lane) => void;
   /** The project token as a JSON string, spliced into every serialised event. */
   readonly #tokenJson: string;
+  /** `"token":…}}` and `,"token":…}}` in UTF-8, written in place of an event's closing `}}`. */
+  readonly #tokenSuffix: Uint8Array;
+  readonly #commaTokenSuffix: Uint8Array;
   #afterCloseReported = false;
   /** Set when a spool is configured. */
   spooling: Spooling | undefined;
@@ -44,6 +48,8 @@ export class Admission {
     this.#state = state;
     this.#queued = queued;
     this.#tokenJson = JSON.stringify(options.token);
+    this.#tokenSuffix = encoder.encode(`"token":${this.#tokenJson}}}`);
+    this.#commaTokenSuffix = encoder.encode(`,"token":${this.#tokenJson}}}`);
   }
 
   /** Counts the message as tracked and queues it, or drops it with a reason. Never throws. */
@@ -129,8 +135,10 @@ export class Admission {
       accounts.dropNew('queue_overflow', lane.endpoint, settled);
       return;
     }
-    const json = this.#serialize(message);
-    const bytes = utf8Length(json);
+    // Without a spool, the JSON goes straight into the lane's chunk (see ChunkedMessage); the spool journals strings.
+    let bytes = this.spooling ? -1 : this.#writeChunked(lane, message);
+    const json = bytes < 0 ? this.#serialize(message) : undefined;
+    if (json !== undefined) bytes = utf8Length(json);
     const limit = Math.min(MIXPANEL_LIMITS.maxMessageBytes, this.#options.maxBatchBytes - 2);
     if (bytes > limit) {
       accounts.dropNew('invalid', lane.endpoint, settled);
@@ -144,15 +152,42 @@ export class Admission {
       return;
     }
     const insertId = message.kind === 'event' ? message.payload.properties.$insert_id : undefined;
-    const spooled = this.spooling?.take(lane, json, bytes, settled, insertId);
+    const spooled =
+      json === undefined ? undefined : this.spooling?.take(lane, json, bytes, settled, insertId);
     if (spooled === 'spooled') return;
     if (!this.#makeRoom(bytes)) {
       accounts.dropNew('queue_overflow', lane.endpoint, settled);
       return;
     }
     const seq = accounts.enqueue(bytes);
-    lane.pending.push({ seq, json, bytes, insertId, settled, spoolId: spooled });
+    if (json === undefined) {
+      const { chunks } = lane;
+      chunks.commit();
+      lane.pending.push(
+        new ChunkedMessage(seq, chunks.chunk, chunks.start, bytes, insertId, settled, spooled),
+      );
+    } else {
+      lane.pending.push({ seq, json, bytes, insertId, settled, spoolId: spooled });
+    }
     this.#queued(lane);
+  }
+
+  /**
+   * Serialises the message into its lane's chunk, tentatively (kept only once `commit()`ed), and returns its
+   * UTF-8 length; -1 when it was not written there (no Buffer, a large message). The same bytes as
+   * `#serialize`: an event's token is written after its JSON, in place of the closing `}}`.
+   */
+  #writeChunked(lane: Lane, message: OutgoingMessage): number {
+    if (message.kind === 'event') {
+      const { event, properties } = message.payload;
+      if (!Object.hasOwn(properties, 'token') && (properties as { toJSON?: unknown }).toJSON === undefined) {
+        const json = JSON.stringify({ event, properties });
+        // `{"event":…,"properties":{…}}`: the character before the closing `}}` is `{` only with no properties.
+        const suffix = json.charCodeAt(json.length - 3) === 123 ? this.#tokenSuffix : this.#commaTokenSuffix;
+        return lane.chunks.write(json, 2, suffix);
+      }
+    }
+    return lane.chunks.write(this.#serialize(message));
   }
 
   #serialize(message: OutgoingMessage): string {

@@ -1,4 +1,5 @@
 import type { OutgoingMessage } from '../../messages/types.js';
+import { JsonChunks } from './chunks.js';
 import type { MixpanelEndpoint, ResolvedMixpanelOptions } from './options.js';
 import { arrayBytes, PendingQueue, type QueuedMessage } from './queue.js';
 
@@ -9,6 +10,8 @@ export interface Lane {
   readonly headers: Readonly<Record<string, string>>;
   readonly gzip: boolean;
   readonly pending: PendingQueue;
+  /** Where the JSON of this endpoint's queued messages is written, in acceptance order. */
+  readonly chunks: JsonChunks;
   /** Batches that own messages (encoding, in flight, or waiting to retry). */
   readonly batches: Set<Batch>;
   /** Concurrency slots in use. The halves of a split batch run inside their parent's slot. */
@@ -67,6 +70,7 @@ export function createLanes(resolved: ResolvedMixpanelOptions): Lanes {
       headers,
       gzip: compressed,
       pending: new PendingQueue(),
+      chunks: new JsonChunks(),
       batches: new Set(),
       slots: 0,
       backingOff: 0,

@@ -1,3 +1,5 @@
+import type { ChunkBuffer } from './chunks.js';
+
 type GzipCallback = (
   body: Uint8Array,
   options: { level: number; chunkSize: number },
@@ -96,6 +98,9 @@ export function gzip(body: Uint8Array): Promise<Uint8Array> {
 export interface EncodableMessage {
   readonly json: string;
   readonly bytes: number;
+  /** The chunk holding the JSON already in UTF-8, at `start`, followed by a comma (see `ChunkedMessage`). */
+  readonly chunk?: ChunkBuffer;
+  readonly start?: number;
 }
 
 /**
@@ -109,14 +114,30 @@ function writeJsonArray(target: NodeBuffer, messages: readonly EncodableMessage[
   if (bytes < 2 || target.length < bytes) return false;
   target[0] = 0x5b; // [
   let offset = 1;
-  for (let i = 0; i < messages.length; i += 1) {
+  const count = messages.length;
+  for (let i = 0; i < count; ) {
     const message = messages[i] as EncodableMessage;
-    if (i > 0) {
+    const { chunk, start } = message;
+    if (chunk !== undefined && start !== undefined) {
+      // Messages queued one after the other sit one after the other in their chunk, commas between them
+      // included: a run of them is copied at once.
+      let end = start + message.bytes;
+      for (i += 1; i < count; i += 1) {
+        const next = messages[i] as EncodableMessage;
+        if (next.chunk !== chunk || next.start !== end + 1) break;
+        end = next.start + next.bytes;
+      }
+      if (offset + (end - start) + 1 > bytes) return false;
+      offset += chunk.copy(target, offset, start, end);
+    } else {
+      if (offset + message.bytes + 1 > bytes) return false;
+      offset += target.write(message.json, offset, 'utf8');
+      i += 1;
+    }
+    if (i < count) {
       target[offset] = 0x2c; // ,
       offset += 1;
     }
-    if (offset + message.bytes + 1 > bytes) return false;
-    offset += target.write(message.json, offset, 'utf8');
   }
   if (offset !== bytes - 1) return false;
   target[offset] = 0x5d; // ]
