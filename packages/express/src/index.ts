@@ -1,12 +1,8 @@
 import { IncomingMessage } from 'node:http';
 import { createIdstitch, type Idstitch, type IdstitchOptions, type Tracker } from '@idstitch/core';
-import {
-  defineAboveNode,
-  type NodeRequestFactReader,
-  NodeRequestPort,
-  openNodeRequest,
-} from '@idstitch/core/node';
+import { defineAboveNode, NodeRequestPort, openNodeRequest } from '@idstitch/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { EXPRESS_FACTS } from './facts.js';
 
 declare global {
   namespace Express {
@@ -38,14 +34,6 @@ export function defaultResolveUserId(request: Request): unknown {
   if (user !== undefined && user !== null) return user.id;
   return (request as Request & { session?: SessionLike | null }).session?.userId;
 }
-
-/** Express computes these on every read (trust proxy, X-Forwarded-*): the port reads them only when needed. */
-const EXPRESS_FACTS: NodeRequestFactReader<Request> = {
-  ip: (request) => request.ip,
-  secure: (request) => request.secure,
-  path: (request) => request.originalUrl ?? request.url,
-  host: (request) => request.host,
-};
 
 /**
  * Express middleware: `app.use(idstitch(options))`. Gives each request `req.tracker` and writes the device
