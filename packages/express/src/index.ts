@@ -1,8 +1,14 @@
 import { IncomingMessage } from 'node:http';
 import { createIdstitch, type Idstitch, type IdstitchOptions, type Tracker } from '@idstitch/core';
-import { defineAboveNode, NodeRequestPort, openNodeRequest } from '@idstitch/core/node';
+import {
+  defineAboveNode,
+  expressHost,
+  expressSecure,
+  type NodeRequestFactReader,
+  NodeRequestPort,
+  openNodeRequest,
+} from '@idstitch/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { EXPRESS_FACTS } from './facts.js';
 
 declare global {
   namespace Express {
@@ -34,6 +40,17 @@ export function defaultResolveUserId(request: Request): unknown {
   if (user !== undefined && user !== null) return user.id;
   return (request as Request & { session?: SessionLike | null }).session?.userId;
 }
+
+/**
+ * Express computes these on every read (trust proxy, X-Forwarded-*): the port reads them only when needed, and
+ * `secure` and `host` from the headers and the socket when no forwarded header could change the answer.
+ */
+const EXPRESS_FACTS: NodeRequestFactReader<Request> = {
+  ip: (request) => request.ip,
+  secure: expressSecure,
+  path: (request) => request.originalUrl ?? request.url,
+  host: expressHost,
+};
 
 /**
  * Express middleware: `app.use(idstitch(options))`. Gives each request `req.tracker` and writes the device

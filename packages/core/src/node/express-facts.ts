@@ -1,9 +1,6 @@
-import { IncomingMessage } from 'node:http';
-import type { NodeRequestFactReader } from '@idstitch/core/node';
-import type { Request } from 'express';
-
 /**
- * The request facts idstitch reads on Express, at the least cost that gives Express's own answers.
+ * `req.secure` and `req.host` of an Express request (Express 4 and 5, Nest on Express), at the least cost that
+ * gives Express's own answers.
  *
  * Express gives every request a hidden class of its own (it re-prototypes `req` per request), so in V8 each
  * property name read on `req` that Express itself did not read in that request misses the inline caches: a
@@ -18,20 +15,28 @@ import type { Request } from 'express';
  * only on requests whose `secure`, `protocol` and `host` are Express's own getters (not redefined by the app on
  * `app.request` or on the request), and, for `host`, not Express 4's (a deprecated alias of `req.hostname`).
  */
-export const EXPRESS_FACTS: NodeRequestFactReader<Request> = {
-  ip: (request) => request.ip,
-  secure: function secure(request) {
-    const headers = request.headers;
-    if (headers['x-forwarded-proto'] || !ownGetters(request)) return request.secure;
-    return Boolean((request.socket as { encrypted?: boolean } | null | undefined)?.encrypted);
-  },
-  path: (request) => request.originalUrl ?? request.url,
-  host: function host(request) {
-    const headers = request.headers;
-    if (headers['x-forwarded-host'] || !ownGetters(request) || !gettersOf(request)?.host) return request.host;
-    return headers.host || undefined;
-  },
-};
+import { type IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+/** What {@link expressSecure} and {@link expressHost} read of an Express request. */
+export interface ExpressRequestLike {
+  readonly headers: IncomingHttpHeaders;
+  readonly socket: unknown;
+  readonly secure: boolean;
+  readonly host?: string;
+}
+
+/** `req.secure` as Express answers it (trust proxy for X-Forwarded-Proto), reading `req.secure` only when needed. */
+export function expressSecure(request: ExpressRequestLike): boolean {
+  if (request.headers['x-forwarded-proto'] || !ownGetters(request)) return request.secure;
+  return Boolean((request.socket as { encrypted?: unknown } | null | undefined)?.encrypted);
+}
+
+/** `req.host` as Express 5 answers it (trust proxy for X-Forwarded-Host), reading `req.host` only when needed. */
+export function expressHost(request: ExpressRequestLike): string | undefined {
+  const headers = request.headers;
+  if (headers['x-forwarded-host'] || !ownGetters(request) || !gettersOf(request)?.host) return request.host;
+  return headers.host || undefined;
+}
 
 /** What was found about a request prototype's getters. */
 interface Getters {
@@ -47,7 +52,7 @@ let lastPrototype: object | undefined;
 let lastGetters: Getters = NONE;
 
 /** False when the request itself redefines one of the getters (a middleware that forces `req.secure`). */
-function ownGetters(request: Request): boolean {
+function ownGetters(request: ExpressRequestLike): boolean {
   const getters = gettersOf(request);
   if (getters === undefined || !getters.secure) return false;
   return (
@@ -57,7 +62,7 @@ function ownGetters(request: Request): boolean {
   );
 }
 
-function gettersOf(request: Request): Getters | undefined {
+function gettersOf(request: ExpressRequestLike): Getters | undefined {
   const prototype = Object.getPrototypeOf(request) as object | null;
   if (prototype === null) return undefined;
   if (prototype === lastPrototype) return lastGetters;
