@@ -39,7 +39,7 @@ function nodeRequest(request: object): object {
 
 /**
  * Remembers the request's context and runs `next` inside it. `node` is the Node request when the caller knows it
- * (Express's `req` is one): looking for a `raw` property on Express's `req`, which gets a hidden class of its own
+ * (Express's `req` is one): looking for a `raw` property on Express's `req`, which has a hidden class of its own
  * per request, is a miss in V8's caches on every request.
  */
 export function enterRequestContext(
