@@ -2,6 +2,8 @@ import { IncomingMessage } from 'node:http';
 import { createIdstitch, type Idstitch, type IdstitchOptions, type Tracker } from '@idstitch/core';
 import {
   defineAboveNode,
+  expressHost,
+  expressSecure,
   type NodeRequestFactReader,
   NodeRequestPort,
   openNodeRequest,
@@ -39,12 +41,15 @@ export function defaultResolveUserId(request: Request): unknown {
   return (request as Request & { session?: SessionLike | null }).session?.userId;
 }
 
-/** Express computes these on every read (trust proxy, X-Forwarded-*): the port reads them only when needed. */
+/**
+ * Express computes these on every read (trust proxy, X-Forwarded-*): the port reads them only when needed, and
+ * `secure` and `host` from the headers and the socket when no forwarded header could change the answer.
+ */
 const EXPRESS_FACTS: NodeRequestFactReader<Request> = {
   ip: (request) => request.ip,
-  secure: (request) => request.secure,
+  secure: expressSecure,
   path: (request) => request.originalUrl ?? request.url,
-  host: (request) => request.host,
+  host: expressHost,
 };
 
 /**

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type CookieWrite, type Idstitch, IdstitchError } from '@idstitch/core';
 import {
+  expressSecure,
   mergeSetCookie,
   type NodeRequestFactReader,
   NodeRequestPort,
@@ -64,7 +65,8 @@ interface FastifyInstanceLike {
 // Facts each platform computes on read (trust proxy): the port reads them only when the core needs them.
 const EXPRESS_FACTS: NodeRequestFactReader<ExpressRequestLike> = {
   ip: (request) => request.ip,
-  secure: (request) => request.secure,
+  // From the socket and headers when no X-Forwarded-Proto could change Express's answer (see expressSecure).
+  secure: expressSecure,
   path: (request) => request.originalUrl ?? request.url ?? '/',
 };
 const FASTIFY_FACTS: NodeRequestFactReader<FastifyRequestLike> = {
@@ -93,7 +95,8 @@ function mountExpress(app: ExpressAppLike, engine: Idstitch<IdstitchRequest>): v
     } catch (error) {
       context = notTracked(engine, error);
     }
-    if (context) enterRequestContext(request, context, next);
+    // Express's `req` is the Node request itself: no `raw` to look for.
+    if (context) enterRequestContext(request, context, next, request);
     else next();
   });
 }

@@ -139,6 +139,7 @@ export function handleNodeRequest<Req extends NodeRequestLike>(
 
 export type { CookieAttributes, CookieWrite } from '../cookie/cookie-header.js';
 export { cookieValues, serializeCookie } from '../cookie/cookie-header.js';
+export { type ExpressRequestLike, expressHost, expressSecure } from './express-facts.js';
 export { beforeHeaders, type HeaderListener } from './header-hook.js';
 export { defineAboveNode } from './prototype-property.js';
 export { type NodeRequestFactReader, type NodeRequestLike, NodeRequestPort } from './request-port.js';

@@ -36,6 +36,11 @@ const HOST = 4;
  * on. Subclass it to read cookies the framework verifies itself (Koa with `app.keys`).
  */
 export class NodeRequestPort<Req extends NodeRequestLike> implements RequestPort<Req> {
+  /**
+   * The request's headers, read from the request once. On Express every `req` has a hidden class of its own
+   * (seen on Express 5 and Node 20; plain `http` requests share one), so a read of `req` can miss V8's caches.
+   */
+  private readonly headers: IncomingHttpHeaders;
   private known = 0;
   private ipValue: string | undefined = undefined;
   private secureValue = false;
@@ -44,14 +49,16 @@ export class NodeRequestPort<Req extends NodeRequestLike> implements RequestPort
   constructor(
     readonly request: Req,
     private readonly facts: NodeRequestFactReader<Req>,
-  ) {}
+  ) {
+    this.headers = request.headers;
+  }
 
   cookies(name: string): string[] {
-    return cookieValues(this.request.headers.cookie, name);
+    return cookieValues(this.headers.cookie, name);
   }
 
   header(name: string): string | undefined {
-    const value = this.request.headers[name];
+    const value = this.headers[name];
     return Array.isArray(value) ? value[0] : value;
   }
 
