@@ -14,7 +14,17 @@ export interface BenchConfig {
    * Instructions per request under callgrind: warm-up units, then `pairs` times n and 2n units; the figure is
    * the median of the pairs (instructions/pairs.ts). Rounds repeat that in fresh processes.
    */
-  instructions: { rounds: number; warmup: number; n: number; pairs: number };
+  instructions: {
+    rounds: number;
+    warmup: number;
+    n: number;
+    pairs: number;
+    /**
+     * Instrument the start-up and the warm-up too (callgrind's default, `--instrument-warmup`), instead of
+     * switching instrumentation on after the warm-up: the same counts, about twice the wall time.
+     */
+    instrumentWarmup: boolean;
+  };
   /** Profile the scenarios whose targets were missed (full run only). */
   profile: boolean;
 }
@@ -28,7 +38,7 @@ const INSTRUCTIONS = { warmup: 2000, n: 200, pairs: 3 };
 
 export function configFor(
   quick: boolean,
-  overrides: { rounds?: number; instructionRounds?: number } = {},
+  overrides: { rounds?: number; instructionRounds?: number; instrumentWarmup?: boolean } = {},
 ): BenchConfig {
   if (quick) {
     return {
@@ -37,7 +47,11 @@ export function configFor(
       delivery: { rounds: 1, events: 10_000 },
       stall: { rounds: 1, events: 100_000 },
       micro: { rounds: 1, timeMs: 150 },
-      instructions: { ...INSTRUCTIONS, rounds: overrides.instructionRounds ?? 1 },
+      instructions: {
+        ...INSTRUCTIONS,
+        rounds: overrides.instructionRounds ?? 1,
+        instrumentWarmup: overrides.instrumentWarmup ?? false,
+      },
       profile: false,
     };
   }
@@ -52,7 +66,11 @@ export function configFor(
     delivery: { rounds, events: 100_000 },
     stall: { rounds: Math.max(1, Math.min(rounds, 2)), events: 1_000_000 },
     micro: { rounds, timeMs: 1000 },
-    instructions: { ...INSTRUCTIONS, rounds: overrides.instructionRounds ?? 1 },
+    instructions: {
+      ...INSTRUCTIONS,
+      rounds: overrides.instructionRounds ?? 1,
+      instrumentWarmup: overrides.instrumentWarmup ?? false,
+    },
     profile: true,
   };
 }

@@ -2,7 +2,7 @@
 import type { BenchConfig } from './config.js';
 import { isIdstitch, MIN_DELIVERED_FOR_TARGETS, PEER_LABELS, type Peer } from './delivery/peers.js';
 import type { DeliveryResult, DeliverySummary } from './delivery/run.js';
-import { instructionTables, instructionTargets } from './instructions/report.js';
+import { breakdownTables, instructionTables, instructionTargets } from './instructions/report.js';
 import type { InstructionResult } from './instructions/run.js';
 import { cell, fmt, ratio, type Summary, spreadCell } from './lib/stats.js';
 import type { LoadSnapshot, MachineInfo } from './machine.js';
@@ -458,7 +458,13 @@ export function targetsSection(targets: Target[]): string {
 
 /** Section 0, the instruction counts. */
 export function instructionsSection(result: InstructionResult): string {
-  return ['## 0. Instructions per request (callgrind)', '', instructionTables(result)].join('\n');
+  return [
+    '## 0. Instructions per request (callgrind)',
+    '',
+    instructionTables(result),
+    '',
+    breakdownTables(result),
+  ].join('\n');
 }
 
 export function renderMarkdown(results: BenchResults): string {

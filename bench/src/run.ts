@@ -51,6 +51,10 @@ const { values } = parseArgs({
     note: { type: 'string', multiple: true },
     out: { type: 'string' },
     'instruction-rounds': { type: 'string' },
+    /** Instrument start-up and warm-up under callgrind too (the method before 2026-12-06 05:00; slower). */
+    'instrument-warmup': { type: 'boolean', default: false },
+    /** Instruction scenario only: the case keys to measure (e.g. `express/idstitch/returning`). */
+    cases: { type: 'string' },
     /** Re-render section 0 and the instruction targets from the instruction counts in results.json; run nothing. */
     'report-only': { type: 'boolean', default: false },
   },
@@ -62,6 +66,7 @@ const config: BenchConfig = configFor(values.quick === true, {
   rounds: values.rounds === undefined ? undefined : Number(values.rounds),
   instructionRounds:
     values['instruction-rounds'] === undefined ? undefined : Number(values['instruction-rounds']),
+  instrumentWarmup: values['instrument-warmup'] === true,
 });
 if (values['no-profile']) config.profile = false;
 // The quick run (CI) counts instructions only: a few seconds of req/s on a shared runner mean nothing.
@@ -114,7 +119,7 @@ log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir
 results.instructions = reportOnly
   ? (JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Pick<BenchResults, 'instructions'>)
       .instructions
-  : await scenario('instructions', () => runInstructions(config, frameworks));
+  : await scenario('instructions', () => runInstructions(config, frameworks, values.cases?.split(',')));
 if (results.instructions && !reportOnly) {
   const { date, commit, dirty } = results.machine;
   results.instructions.measured = { date, commit, dirty };
