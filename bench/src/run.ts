@@ -53,6 +53,10 @@ const { values } = parseArgs({
     'instruction-rounds': { type: 'string' },
     /** Instrument start-up and warm-up under callgrind too (the method before 2026-12-06 05:00; slower). */
     'instrument-warmup': { type: 'boolean', default: false },
+    /** Overhead scenario: Express's diagnostic variants too (middleware alone, null sink, HTTPS ingest). */
+    diagnostics: { type: 'boolean', default: false },
+    /** Re-run the overhead scenario under --cpu-prof for each missed req/s target (secondary; off by default). */
+    'profile-overhead': { type: 'boolean', default: false },
     /** Instruction scenario only: the case keys to measure (e.g. `express/idstitch/returning`). */
     cases: { type: 'string' },
     /** Re-render section 0 and the instruction targets from the instruction counts in results.json; run nothing. */
@@ -67,6 +71,7 @@ const config: BenchConfig = configFor(values.quick === true, {
   instructionRounds:
     values['instruction-rounds'] === undefined ? undefined : Number(values['instruction-rounds']),
   instrumentWarmup: values['instrument-warmup'] === true,
+  diagnostics: values.diagnostics === true,
 });
 if (values['no-profile']) config.profile = false;
 // The quick run (CI) counts instructions only: a few seconds of req/s on a shared runner mean nothing.
@@ -76,7 +81,9 @@ const only = new Set(
     ? ['instructions']
     : (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS))) as Scenario[],
 );
-const frameworks = (values.frameworks?.split(',') ?? FRAMEWORKS) as Framework[];
+// Issue 12's frameworks by default; Fastify (no target yet) with `--frameworks express,koa,nest,fastify`.
+const frameworks = (values.frameworks?.split(',') ??
+  FRAMEWORKS.filter((name) => name !== 'fastify')) as Framework[];
 /** Delivery scenario only: a subset of the SDKs (e.g. `--peers idstitch,mixpanel-import-batch` while profiling). */
 const peers = (values.peers?.split(',') ?? PEERS) as Peer[];
 const unknownPeer = peers.find((peer) => !PEERS.includes(peer));
@@ -153,8 +160,9 @@ if (config.profile && !config.quick) {
       );
     }
   };
-  for (const framework of frameworks) {
-    if (missed.has(`overhead-${framework}`) || missed.has(`vs-handwritten-${framework}`)) {
+  // The instruction targets' profile is section 0's breakdown (same dumps, no extra run); req/s is secondary.
+  for (const framework of values['profile-overhead'] ? frameworks : []) {
+    if (missed.has(`overhead-${framework}`)) {
       await profile(`overhead-${framework}`, () => profileOverhead(profileRoot, framework, config));
     }
   }

@@ -29,6 +29,11 @@ function added(result: InstructionResult, framework: Framework, variant: string,
   );
 }
 
+/** Issue 12: bare's instructions per request as a share of idstitch's (one `track()`), per visitor kind. */
+export const REQUEST_GOALS: Record<Visitor, number> = { returning: 0.93, new: 0.85 };
+/** Issue 12: what idstitch adds, as a share of what the hand-written `mixpanel` recipe adds. */
+export const HANDWRITTEN_GOAL = 0.2;
+
 export function instructionTargets(result: InstructionResult | undefined): InstructionTarget[] {
   if (!result || result.skipped) return [];
   const targets: InstructionTarget[] = [];
@@ -37,10 +42,7 @@ export function instructionTargets(result: InstructionResult | undefined): Instr
   ];
   for (const framework of frameworks) {
     const bare = perRequest(result, `${framework}/bare/returning`);
-    for (const [visitor, goal] of [
-      ['returning', 0.93],
-      ['new', 0.85],
-    ] as const) {
+    for (const [visitor, goal] of Object.entries(REQUEST_GOALS) as Array<[Visitor, number]>) {
       const mine = perRequest(result, `${framework}/idstitch/${visitor}`);
       if (!Number.isFinite(mine)) continue;
       const share = ratio(bare, mine);
@@ -60,10 +62,10 @@ export function instructionTargets(result: InstructionResult | undefined): Instr
       targets.push({
         id: `instructions-vs-handwritten-${framework}`,
         description: `${FRAMEWORK_LABELS[framework]}, returning visitor: instructions idstitch adds as a share of what the hand-written \`mixpanel\` recipe adds`,
-        goal: '≤ 0.20×',
-        measured: `${fmt(share, 2)}× (${k(mine)} vs ${k(hand)})`,
+        goal: `≤ ${HANDWRITTEN_GOAL.toFixed(2)}×`,
+        measured: `${fmt(share, 2)}× (${k(mine)} vs ${k(hand)}; idstitch's ${k(mine)} = ${fmt(mine / result.floor, 1)}× the floor)`,
         value: share,
-        pass: share <= 0.2,
+        pass: share <= HANDWRITTEN_GOAL,
       });
     }
     for (const peer of ['posthog', 'segment']) {
@@ -73,10 +75,10 @@ export function instructionTargets(result: InstructionResult | undefined): Instr
       targets.push({
         id: `instructions-vs-${peer}-${framework}`,
         description: `${FRAMEWORK_LABELS[framework]}, returning visitor: instructions idstitch adds as a share of what ${peer === 'posthog' ? 'posthog-node' : '@segment/analytics-node'} adds`,
-        goal: '≤ 0.20×',
+        goal: '< 1× (ahead of it)',
         measured: `${fmt(share, 2)}× (${k(mine)} vs ${k(theirs)})`,
         value: share,
-        pass: share <= 0.2,
+        pass: share < 1,
       });
     }
   }
