@@ -214,10 +214,11 @@ export function instructionMissNotes(
         .filter((entry) => entry.added >= 1000)
         .slice(0, 5)
         .map((entry) => `${CATEGORY_SHORT[entry.category]} +${k(entry.added)}`);
+      const floor = Number.isFinite(result.floor) && result.floor > 0;
       notes.push(
         `${FRAMEWORK_LABELS[framework]}, ${visitor} visitor: bare runs ${k(bare)} instructions per request; a ${goal} share ` +
-          `allows ${k(allowed)} added (${fmt(allowed / result.floor, 1)}× the floor of ${k(result.floor)}), and idstitch adds ` +
-          `${k(mine - bare)} (${fmt((mine - bare) / result.floor, 1)}× the floor).` +
+          `allows ${k(allowed)} added${floor ? ` (${fmt(allowed / result.floor, 1)}× the floor of ${k(result.floor)})` : ''}, ` +
+          `and idstitch adds ${k(mine - bare)}${floor ? ` (${fmt((mine - bare) / result.floor, 1)}× the floor)` : ''}.` +
           (top.length > 0
             ? ` Where the added instructions go (section 0, by category): ${top.join(', ')}. JavaScript compiled at run ` +
               "time has no symbol under callgrind, so idstitch's own code and the framework's code it makes run are " +

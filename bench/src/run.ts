@@ -59,6 +59,8 @@ const { values } = parseArgs({
     'profile-overhead': { type: 'boolean', default: false },
     /** Instruction scenario only: the case keys to measure (e.g. `express/idstitch/returning`). */
     cases: { type: 'string' },
+    /** Re-render the whole RESULTS.md (targets, notes, tables) from the results.json in the output folder; run nothing. */
+    'render-only': { type: 'boolean', default: false },
     /** Re-render section 0 and the instruction targets from the instruction counts in results.json; run nothing. */
     'report-only': { type: 'boolean', default: false },
   },
@@ -122,6 +124,23 @@ async function scenario<T>(name: Scenario, run: () => Promise<T>): Promise<T | u
   }
 }
 
+if (values['render-only']) {
+  // A full run's results.json holds everything the report is made from: recompute the targets and write RESULTS.md.
+  const saved = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as BenchResults;
+  saved.targets = computeTargets(saved);
+  writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(saved, null, 2)}\n`);
+  try {
+    execFileSync('pnpm', ['exec', 'biome', 'format', '--write', join(outDir, 'results.json')], {
+      cwd: BENCH,
+      stdio: 'ignore',
+    });
+  } catch {
+    // biome not installed: the file is still valid JSON
+  }
+  writeFileSync(join(outDir, 'RESULTS.md'), renderMarkdown(saved));
+  log(`re-rendered ${join(outDir, 'RESULTS.md')} from its results.json`);
+  process.exit(0);
+}
 log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir}`);
 results.instructions = reportOnly
   ? (JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Pick<BenchResults, 'instructions'>)

@@ -250,7 +250,7 @@ export function breakdownTables(result: InstructionResult): string {
           ),
       ).map(
         (category) =>
-          `| ${CATEGORY_LABELS[category]} | ${k(bare.categories[category])} | ${columns
+          `| ${CATEGORY_LABELS[category]} | ${Math.abs(bare.categories[category]) < 500 ? '0' : k(bare.categories[category])} | ${columns
             .map((column) => signed(column.breakdown.categories[category] - bare.categories[category]))
             .join(' | ')} |`,
       ),
