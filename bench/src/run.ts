@@ -149,6 +149,11 @@ results.instructions = reportOnly
 if (results.instructions && !reportOnly) {
   const { date, commit, dirty } = results.machine;
   results.instructions.measured = { date, commit, dirty };
+  if (results.instructions.failures?.length) {
+    crashed.push('instructions');
+    for (const failure of results.instructions.failures)
+      results.notes.push(`Instruction case failed: ${failure}`);
+  }
 }
 results.overhead = await scenario('overhead', () => runOverhead(config, frameworks));
 results.delivery = await scenario('delivery', () => runDelivery(config, peers));

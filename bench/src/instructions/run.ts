@@ -74,6 +74,8 @@ export interface InstructionResult {
   measured?: { date: string; commit: string | undefined; dirty: string[] | undefined };
   /** Why the scenario did not run (no valgrind), when it did not. */
   skipped?: string;
+  /** Cases whose process failed (no figure for them), with the first line of the reason. */
+  failures?: string[];
 }
 
 export function caseKey(c: InstructionCase): string {
@@ -350,27 +352,29 @@ export async function runInstructions(
   try {
     // callgrind runs a process on one thread at a time: one process per core. Each app case runs in a process of
     // its own: after other cases in the same process, Express's idstitch case gave pairs of 1 072k–1 153k
-    // (median 1 125k), alone 1 040k–1 058k in two processes (medians 1 043k and 1 055k). The client and the floor
-    // parts, cheap and with no app behind them, share one process.
+    // (median 1 125k), alone 1 040k–1 058k in two processes (medians 1 043k and 1 055k).
     const processes = Math.max(1, Math.min(os.availableParallelism(), 4));
-    // The client and floor parts' process first (six cases one after the other: the longest), then the app cases,
-    // the costlier ones (idstitch, the peers' SDKs) before bare: two at a time, the last to finish is a short one.
-    const groups = [
-      cases.filter((c) => c.kind !== 'app'),
-      ...cases
-        .filter((c) => c.kind === 'app')
-        .sort(
-          (a, b) =>
-            Number(a.kind === 'app' && a.variant === 'bare') -
-            Number(b.kind === 'app' && b.variant === 'bare'),
-        )
-        .map((c) => [c]),
-    ].filter((group) => group.length > 0);
+    // Every case in a process of its own: with start-up and warm-up uninstrumented, a process costs little more
+    // than its measured phases (and switching instrumentation off and on again inside one process broke
+    // callgrind's next dump: target.ts). The costlier cases first (idstitch and the peers' SDKs, then bare, then
+    // the client and the floor parts), so that the two processes at a time end close together.
+    const cost = (c: InstructionCase) => (c.kind !== 'app' ? 2 : c.variant === 'bare' ? 1 : 0);
+    const groups = [...cases].sort((a, b) => cost(a) - cost(b)).map((c) => [c]);
     const jobs: Array<() => Promise<InstructionRun[]>> = [];
+    const failures: string[] = [];
     for (let round = 1; round <= rounds; round++) {
       for (const group of groups) {
         jobs.push(async () => {
-          const runs = await measureGroup(group, round, warmup, n, pairs, ingest.port, instrumentWarmup);
+          let runs: InstructionRun[];
+          try {
+            runs = await measureGroup(group, round, warmup, n, pairs, ingest.port, instrumentWarmup);
+          } catch (error) {
+            // One case failing does not throw away the others' counts (nor leave them running unattended).
+            const message = error instanceof Error ? error.message : String(error);
+            log(`instructions ${group.map(caseKey).join(' + ')} round ${round}: FAILED: ${message}`);
+            failures.push(`${group.map(caseKey).join(' + ')} (round ${round}): ${message.split('\n')[0]}`);
+            return [];
+          }
           for (const run of runs) {
             log(
               `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (pairs ${run.pairs.map(Math.round).join(', ')}; process ${run.seconds.toFixed(0)} s, phases ${(run.phaseMs ?? []).map((ms) => (ms / 1000).toFixed(0)).join(' ')} s)`,
@@ -390,7 +394,8 @@ export async function runInstructions(
       (sum, part) => sum + (rows.find((row) => row.key === `floor/${part}`)?.perUnit.median ?? Number.NaN),
       0,
     );
-    return { ...empty, tool, runs, rows, floor, seconds: (performance.now() - started) / 1000 };
+    if (runs.length === 0) throw new Error(`every case failed: ${failures.join('; ')}`);
+    return { ...empty, tool, runs, rows, floor, failures, seconds: (performance.now() - started) / 1000 };
   } finally {
     await ingest.close();
   }
