@@ -146,7 +146,10 @@ export function computeTargets(
         `after a full GC: ${fmt(stall.retainedHeapMb.median, 1)} MiB.`
       : undefined,
   });
-  const spoolRuns = stall?.runs.flatMap((run) => ('skipped' in run.spool ? [] : [run.spool])) ?? [];
+  // A results.json from before issue 11 has no spool runs.
+  const spoolRuns =
+    stall?.runs.flatMap((run) => (run.spool === undefined || 'skipped' in run.spool ? [] : [run.spool])) ??
+    [];
   const spoolDropped = spoolRuns.reduce((sum, run) => sum + run.droppedWhileTracking, 0);
   targets.push({
     id: 'stall-spool-memory',

@@ -214,7 +214,17 @@ if (splice && results.instructions) {
   const previous = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown> & {
     targets?: Target[];
   };
-  const targets = mergeTargets(previous.targets ?? [], results.targets);
+  // Every target again, as this code defines them, from the previous run's figures and the new counts; a
+  // results.json from an older generator that this code cannot read keeps its other targets as they were.
+  let targets: Target[];
+  try {
+    targets = mergeTargets(
+      computeTargets({ ...(previous as Partial<BenchResults>), instructions: results.instructions }),
+      results.targets,
+    );
+  } catch {
+    targets = mergeTargets(previous.targets ?? [], results.targets);
+  }
   writeFileSync(
     jsonPath,
     `${JSON.stringify({ ...previous, instructions: results.instructions, targets }, null, 2)}\n`,
