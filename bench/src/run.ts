@@ -30,6 +30,7 @@ import { profileDelivery, profileOverhead, profileStall } from './profiles.js';
 import {
   type BenchResults,
   computeTargets,
+  instructionMissSection,
   instructionsSection,
   renderMarkdown,
   type Target,
@@ -236,6 +237,14 @@ if (splice && results.instructions) {
     /^## 0\. Instructions per request/,
     instructionsSection(results.instructions),
     /^## 1\. /,
+  );
+  // The reasons for the missed instruction targets, from the same counts (section 0's breakdown).
+  markdown = replaceSection(
+    markdown,
+    /^## Why the missed instruction targets were missed$/,
+    instructionMissSection(results.instructions, targets) ||
+      '## Why the missed instruction targets were missed\n\nNone was missed.',
+    /^## (Why the missed targets were missed|Profiles of the missed targets|Notes)$/,
   );
   writeFileSync(mdPath, markdown);
 } else {
