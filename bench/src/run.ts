@@ -30,6 +30,7 @@ import { profileDelivery, profileOverhead, profileStall } from './profiles.js';
 import {
   type BenchResults,
   computeTargets,
+  instructionMissSection,
   instructionsSection,
   renderMarkdown,
   type Target,
@@ -51,6 +52,16 @@ const { values } = parseArgs({
     note: { type: 'string', multiple: true },
     out: { type: 'string' },
     'instruction-rounds': { type: 'string' },
+    /** Instrument start-up and warm-up under callgrind too (the method before 2026-12-06 05:00; slower). */
+    'instrument-warmup': { type: 'boolean', default: false },
+    /** Overhead scenario: Express's diagnostic variants too (middleware alone, null sink, HTTPS ingest). */
+    diagnostics: { type: 'boolean', default: false },
+    /** Re-run the overhead scenario under --cpu-prof for each missed req/s target (secondary; off by default). */
+    'profile-overhead': { type: 'boolean', default: false },
+    /** Instruction scenario only: the case keys to measure (e.g. `express/idstitch/returning`). */
+    cases: { type: 'string' },
+    /** Re-render the whole RESULTS.md (targets, notes, tables) from the results.json in the output folder; run nothing. */
+    'render-only': { type: 'boolean', default: false },
     /** Re-render section 0 and the instruction targets from the instruction counts in results.json; run nothing. */
     'report-only': { type: 'boolean', default: false },
   },
@@ -62,6 +73,8 @@ const config: BenchConfig = configFor(values.quick === true, {
   rounds: values.rounds === undefined ? undefined : Number(values.rounds),
   instructionRounds:
     values['instruction-rounds'] === undefined ? undefined : Number(values['instruction-rounds']),
+  instrumentWarmup: values['instrument-warmup'] === true,
+  diagnostics: values.diagnostics === true,
 });
 if (values['no-profile']) config.profile = false;
 // The quick run (CI) counts instructions only: a few seconds of req/s on a shared runner mean nothing.
@@ -71,7 +84,9 @@ const only = new Set(
     ? ['instructions']
     : (values.only?.split(',') ?? (config.quick ? ['instructions'] : SCENARIOS))) as Scenario[],
 );
-const frameworks = (values.frameworks?.split(',') ?? FRAMEWORKS) as Framework[];
+// Issue 12's frameworks by default; Fastify (no target yet) with `--frameworks express,koa,nest,fastify`.
+const frameworks = (values.frameworks?.split(',') ??
+  FRAMEWORKS.filter((name) => name !== 'fastify')) as Framework[];
 /** Delivery scenario only: a subset of the SDKs (e.g. `--peers idstitch,mixpanel-import-batch` while profiling). */
 const peers = (values.peers?.split(',') ?? PEERS) as Peer[];
 const unknownPeer = peers.find((peer) => !PEERS.includes(peer));
@@ -110,14 +125,36 @@ async function scenario<T>(name: Scenario, run: () => Promise<T>): Promise<T | u
   }
 }
 
+if (values['render-only']) {
+  // A full run's results.json holds everything the report is made from: recompute the targets and write RESULTS.md.
+  const saved = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as BenchResults;
+  saved.targets = computeTargets(saved);
+  writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(saved, null, 2)}\n`);
+  try {
+    execFileSync('pnpm', ['exec', 'biome', 'format', '--write', join(outDir, 'results.json')], {
+      cwd: BENCH,
+      stdio: 'ignore',
+    });
+  } catch {
+    // biome not installed: the file is still valid JSON
+  }
+  writeFileSync(join(outDir, 'RESULTS.md'), renderMarkdown(saved));
+  log(`re-rendered ${join(outDir, 'RESULTS.md')} from its results.json`);
+  process.exit(0);
+}
 log(`idstitch bench (${config.quick ? 'quick' : 'full'}); results go to ${outDir}`);
 results.instructions = reportOnly
   ? (JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Pick<BenchResults, 'instructions'>)
       .instructions
-  : await scenario('instructions', () => runInstructions(config, frameworks));
+  : await scenario('instructions', () => runInstructions(config, frameworks, values.cases?.split(',')));
 if (results.instructions && !reportOnly) {
   const { date, commit, dirty } = results.machine;
   results.instructions.measured = { date, commit, dirty };
+  if (results.instructions.failures?.length) {
+    crashed.push('instructions');
+    for (const failure of results.instructions.failures)
+      results.notes.push(`Instruction case failed: ${failure}`);
+  }
 }
 results.overhead = await scenario('overhead', () => runOverhead(config, frameworks));
 results.delivery = await scenario('delivery', () => runDelivery(config, peers));
@@ -148,8 +185,9 @@ if (config.profile && !config.quick) {
       );
     }
   };
-  for (const framework of frameworks) {
-    if (missed.has(`overhead-${framework}`) || missed.has(`vs-handwritten-${framework}`)) {
+  // The instruction targets' profile is section 0's breakdown (same dumps, no extra run); req/s is secondary.
+  for (const framework of values['profile-overhead'] ? frameworks : []) {
+    if (missed.has(`overhead-${framework}`)) {
       await profile(`overhead-${framework}`, () => profileOverhead(profileRoot, framework, config));
     }
   }
@@ -177,7 +215,17 @@ if (splice && results.instructions) {
   const previous = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown> & {
     targets?: Target[];
   };
-  const targets = mergeTargets(previous.targets ?? [], results.targets);
+  // Every target again, as this code defines them, from the previous run's figures and the new counts; a
+  // results.json from an older generator that this code cannot read keeps its other targets as they were.
+  let targets: Target[];
+  try {
+    targets = mergeTargets(
+      computeTargets({ ...(previous as Partial<BenchResults>), instructions: results.instructions }),
+      results.targets,
+    );
+  } catch {
+    targets = mergeTargets(previous.targets ?? [], results.targets);
+  }
   writeFileSync(
     jsonPath,
     `${JSON.stringify({ ...previous, instructions: results.instructions, targets }, null, 2)}\n`,
@@ -189,6 +237,14 @@ if (splice && results.instructions) {
     /^## 0\. Instructions per request/,
     instructionsSection(results.instructions),
     /^## 1\. /,
+  );
+  // The reasons for the missed instruction targets, from the same counts (section 0's breakdown).
+  markdown = replaceSection(
+    markdown,
+    /^## Why the missed instruction targets were missed$/,
+    instructionMissSection(results.instructions, targets) ||
+      '## Why the missed instruction targets were missed\n\nNone was missed.',
+    /^## (Why the missed targets were missed|Profiles of the missed targets|Notes)$/,
   );
   writeFileSync(mdPath, markdown);
 } else {

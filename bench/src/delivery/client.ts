@@ -53,7 +53,8 @@ async function idstitchDriver(spool: boolean): Promise<Driver | { skipped: strin
     if ('skipped' in made) return made;
     ({ sink, dir } = made);
   } else {
-    sink = new MixpanelSink(options);
+    // Memory only, said explicitly: without it a production process reports once how to turn the spool on.
+    sink = new MixpanelSink({ ...options, spool: false });
   }
   const engine = createIdstitch(
     { sink, onError: noteError, cookie: { secret: COOKIE_SECRET } },

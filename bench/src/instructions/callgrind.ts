@@ -26,6 +26,8 @@ export interface CallgrindDump {
   trigger: string;
   /** Instructions executed (the `Ir` event) by this thread since its previous dump. */
   ir: number;
+  /** The file it was read from (set by {@link readCallgrindDumps}). */
+  file?: string;
 }
 
 /** Why a dump file was refused: the message names the file or the rule it broke. */
@@ -86,7 +88,7 @@ export function readCallgrindDumps(dir: string, base = 'callgrind.out'): Callgri
         `${name}: its header says part ${dump.part}, thread ${dump.thread}, not what its name says`,
       );
     }
-    dumps.push(dump);
+    dumps.push({ ...dump, file: join(dir, name) });
   }
   return dumps.sort((a, b) => a.part - b.part);
 }
@@ -100,6 +102,9 @@ export interface ThreadPhases {
   phases: number[];
   mainPhases: number[];
   poolPhases: number[];
+  /** The dumps behind {@link mainPhases} and {@link poolPhases}, in the same order. */
+  mainDumps: CallgrindDump[];
+  poolDumps: CallgrindDump[];
 }
 
 const MAIN_THREAD = 1;
@@ -139,5 +144,7 @@ export function threadPhases(dumps: readonly CallgrindDump[]): ThreadPhases {
     phases: mainPhases.map((ir, index) => ir + (poolPhases[index] as number)),
     mainPhases,
     poolPhases,
+    mainDumps: main,
+    poolDumps: statfs,
   };
 }

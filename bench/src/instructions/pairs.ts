@@ -48,7 +48,7 @@ export function perUnit(phases: readonly number[], n: number, pairs: number): nu
 }
 
 /** Splits a process's phases (several cases one after the other) into each case's. */
-export function splitCases(phases: readonly number[], cases: number, pairs: number): number[][] {
+export function splitCases<T>(phases: readonly T[], cases: number, pairs: number): T[][] {
   const each = phasesPerCase(pairs);
   if (phases.length !== cases * each) {
     throw new RangeError(

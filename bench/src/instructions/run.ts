@@ -8,7 +8,7 @@
  * counters (`perf stat -e instructions`) are not used: they are missing in most VMs and CI runners, and they
  * would count the load generator's and the kernel's work differently on each machine.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,8 @@ import { DIST } from '../lib/child.js';
 import { log } from '../lib/log.js';
 import { median, type Summary, summarize } from '../lib/stats.js';
 import type { Framework } from '../overhead/variants.js';
-import { readCallgrindDumps, threadPhases } from './callgrind.js';
+import { addCosts, type CaseBreakdown, caseBreakdown, readDumpCosts } from './breakdown.js';
+import { type CallgrindDump, readCallgrindDumps, threadPhases } from './callgrind.js';
 import { FLOOR_PARTS, FLOOR_SUM, type FloorPart } from './floor.js';
 import { pairCounts, phasesPerCase, splitCases, unitsPerPhase } from './pairs.js';
 import { VISITORS, type Visitor } from './visitors.js';
@@ -43,6 +44,10 @@ export interface InstructionRun {
   phases: number[];
   report: Record<string, unknown>;
   seconds: number;
+  /** Where its instructions per unit go (breakdown.ts): app cases and the client only. */
+  breakdown?: CaseBreakdown;
+  /** Wall time of each phase of the process, ms (target.ts writes them), for sizing the phases. */
+  phaseMs?: number[];
 }
 
 export interface InstructionRow {
@@ -69,6 +74,8 @@ export interface InstructionResult {
   measured?: { date: string; commit: string | undefined; dirty: string[] | undefined };
   /** Why the scenario did not run (no valgrind), when it did not. */
   skipped?: string;
+  /** Cases whose process failed (no figure for them), with the first line of the reason. */
+  failures?: string[];
 }
 
 export function caseKey(c: InstructionCase): string {
@@ -78,31 +85,24 @@ export function caseKey(c: InstructionCase): string {
 }
 
 /**
- * The cases of a run, in table order. The quick run keeps issue 12's frameworks (Express, Koa, Nest) with both
- * visitor kinds, and the hand-written recipe on Express: with the full run's phases (2 000 warm-up requests, 3
- * pairs), each app case costs about a minute of callgrind on an idle core.
+ * The cases of a run, in table order: what issue 12's targets and the peers' comparison need, and no more (each
+ * app case costs one to five minutes of callgrind). Per framework: bare (it serves the same bytes to both kinds of
+ * visitor: counted once, as a returning visitor), idstitch for a returning and a new visitor, and the
+ * hand-written recipe for a returning visitor; on Express, posthog-node and Segment for a returning visitor too
+ * (the targets compare what each adds for a returning visitor). The quick run (CI) keeps the hand-written recipe
+ * and the peers on Express only. Fastify has no target: measured only when asked for (`--frameworks`), bare and
+ * idstitch.
  */
 export function instructionCases(frameworks: readonly Framework[], quick: boolean): InstructionCase[] {
   const cases: InstructionCase[] = [{ kind: 'client' }];
   for (const part of FLOOR_PARTS) cases.push({ kind: 'floor', part });
   for (const framework of frameworks) {
     if (quick && framework === 'fastify') continue;
-    const peers =
-      framework === 'express'
-        ? ['handwritten', 'posthog', 'segment']
-        : framework === 'fastify'
-          ? []
-          : ['handwritten'];
-    // Bare serves the same bytes to both kinds of visitor: counted once, as a returning visitor.
     cases.push({ kind: 'app', framework, variant: 'bare', visitor: 'returning' });
     for (const visitor of VISITORS) cases.push({ kind: 'app', framework, variant: 'idstitch', visitor });
-    // The quick run (CI) keeps the peers on Express only, returning visitors only.
-    if (quick && framework !== 'express') continue;
-    for (const variant of quick ? ['handwritten'] : peers) {
-      for (const visitor of quick ? (['returning'] as const) : VISITORS) {
-        cases.push({ kind: 'app', framework, variant, visitor });
-      }
-    }
+    if (framework === 'fastify' || (quick && framework !== 'express')) continue;
+    const peers = framework === 'express' && !quick ? ['handwritten', 'posthog', 'segment'] : ['handwritten'];
+    for (const variant of peers) cases.push({ kind: 'app', framework, variant, visitor: 'returning' });
   }
   return cases;
 }
@@ -145,12 +145,14 @@ async function measureGroup(
   n: number,
   pairs: number,
   ingestPort: number,
+  instrumentWarmup: boolean,
 ): Promise<InstructionRun[]> {
   const dir = mkdtempSync(join(os.tmpdir(), 'idstitch-callgrind-'));
   const out = join(dir, 'callgrind.out');
   const args: string[] = [];
   for (const c of cases) args.push(...(args.length ? ['+'] : []), ...caseArgs(c, ingestPort));
   const started = performance.now();
+  const phaseMs: number[] = [];
   try {
     const { code, stdout, stderr } = await new Promise<{
       code: number | null;
@@ -161,6 +163,8 @@ async function measureGroup(
         'valgrind',
         [
           '--tool=callgrind',
+          // Start-up and warm-up uninstrumented (target.ts switches it on through the runner): about half the wall time.
+          ...(instrumentWarmup ? [] : ['--instr-atstart=no']),
           // One file per dump and thread; the main thread is cut at getpriority, the pool thread at statfs.
           '--separate-threads=yes',
           '--dump-before=getpriority',
@@ -177,17 +181,40 @@ async function measureGroup(
           ...args,
         ],
         {
-          stdio: ['ignore', 'pipe', 'pipe'],
+          stdio: ['pipe', 'pipe', 'pipe'],
           // One pool thread: gzip and the phase marks' statfs run on it, and it is the one counted beside main.
-          env: { ...process.env, NODE_ENV: 'production', BENCH_INSTRUCTIONS: '1', UV_THREADPOOL_SIZE: '1' },
+          env: {
+            ...process.env,
+            NODE_ENV: 'production',
+            BENCH_INSTRUCTIONS: '1',
+            UV_THREADPOOL_SIZE: '1',
+            BENCH_INSTR_TOGGLE: instrumentWarmup ? '0' : '1',
+          },
         },
       );
       let stdout = '';
       let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr
-        .setEncoding('utf8')
-        .on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-6000)));
+      let pending = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+        pending += chunk;
+        for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
+          const line = pending.slice(0, end);
+          pending = pending.slice(end + 1);
+          const request = instrumentRequest(line);
+          if (request === undefined || child.pid === undefined) continue;
+          switchInstrumentation(child.pid, request)
+            .then(() => child.stdin?.write('ok\n'))
+            .catch((error: unknown) => {
+              stderr += `\n${error instanceof Error ? error.message : String(error)}`;
+              child.kill('SIGKILL');
+            });
+        }
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        for (const match of chunk.matchAll(/^phase \d+: (\d+) ms$/gm)) phaseMs.push(Number(match[1]));
+        stderr = (stderr + chunk).slice(-6000);
+      });
       child.on('error', reject);
       child.on('exit', (exitCode) => resolve({ code: exitCode, stdout, stderr }));
     });
@@ -196,10 +223,14 @@ async function measureGroup(
     if (code !== 0) throw new Error(`${label}: exit code ${code}\n${tail}`);
     let byCase: number[][];
     let poolByCase: number[][];
+    let mainDumps: CallgrindDump[][];
+    let poolDumps: CallgrindDump[][];
     try {
       const threads = threadPhases(readCallgrindDumps(dir));
       byCase = splitCases(threads.phases, cases.length, pairs);
       poolByCase = splitCases(threads.poolPhases, cases.length, pairs);
+      mainDumps = splitCases(threads.mainDumps, cases.length, pairs);
+      poolDumps = splitCases(threads.poolDumps, cases.length, pairs);
     } catch (error) {
       throw new Error(
         `${label}: ${error instanceof Error ? error.message : String(error)} (expected ${phasesPerCase(pairs)} phases per case)\n${tail}`,
@@ -217,7 +248,26 @@ async function measureGroup(
       }
       const units = unitsPerPhase(c.kind, n);
       const counts = pairCounts(phases, units, pairs);
+      let breakdown: CaseBreakdown | undefined;
+      if (c.kind !== 'floor') {
+        try {
+          // The measured phases only (the warm-up's dump holds start-up and is left out), main + pool thread.
+          const pool = poolDumps[index] as CallgrindDump[];
+          const costs = (mainDumps[index] as CallgrindDump[])
+            .slice(1)
+            .map((dump, phase) =>
+              addCosts(readDumpCosts(dump.file ?? ''), readDumpCosts(pool[phase + 1]?.file ?? '')),
+            );
+          breakdown = caseBreakdown(costs, units, pairs);
+        } catch (error) {
+          log(
+            `instructions ${caseKey(c)}: no breakdown (${error instanceof Error ? error.message : String(error)})`,
+          );
+        }
+      }
       return {
+        breakdown,
+        phaseMs,
         key: caseKey(c),
         round,
         perUnit: median(counts),
@@ -231,6 +281,25 @@ async function measureGroup(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `on` or `off` when a line of the target's stdout asks for instrumentation to be switched (target.ts). */
+export function instrumentRequest(line: string): 'on' | 'off' | undefined {
+  if (!line.startsWith('{"type":"instrument"')) return undefined;
+  const message = JSON.parse(line) as { on?: unknown };
+  return message.on === true ? 'on' : 'off';
+}
+
+/** `callgrind_control -i on|off <pid>`, through vgdb; fails unless callgrind answered OK. */
+function switchInstrumentation(pid: number, state: 'on' | 'off'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('callgrind_control', ['-i', state, String(pid)], { timeout: 60_000 }, (error, stdout) => {
+      if (error) reject(new Error(`callgrind_control -i ${state} ${pid}: ${error.message}`));
+      else if (!/\bOK\b/.test(stdout))
+        reject(new Error(`callgrind_control -i ${state} ${pid}: ${stdout.trim()}`));
+      else resolve();
+    });
+  });
 }
 
 /** Runs `jobs` with at most `limit` at a time, in order of the list. */
@@ -247,11 +316,16 @@ async function pool<T>(jobs: Array<() => Promise<T>>, limit: number): Promise<T[
   return results;
 }
 
+/**
+ * @param only case keys to keep (`--cases express/idstitch/returning,client`), for measuring one case; all when
+ * undefined.
+ */
 export async function runInstructions(
   config: BenchConfig,
   frameworks: readonly Framework[],
+  only?: readonly string[],
 ): Promise<InstructionResult> {
-  const { rounds, warmup, n, pairs } = config.instructions;
+  const { rounds, warmup, n, pairs, instrumentWarmup } = config.instructions;
   const tool = valgrindVersion();
   const empty = {
     warmup,
@@ -269,27 +343,41 @@ export async function runInstructions(
       'valgrind is not installed: the instruction counts need callgrind (apt-get install valgrind)',
     );
   const started = performance.now();
-  const cases = instructionCases(frameworks, config.quick);
+  const cases = instructionCases(frameworks, config.quick).filter(
+    (c) => only === undefined || only.includes(caseKey(c)),
+  );
+  if (cases.length === 0) throw new Error(`--cases: no case is called ${only?.join(' or ')}`);
   // Idle connections kept for 10 minutes: one connection per SDK for the whole process (ingest/server.ts says why).
   const ingest = await Ingest.start({ lean: true, keepAliveMs: 600_000 });
   try {
     // callgrind runs a process on one thread at a time: one process per core. Each app case runs in a process of
     // its own: after other cases in the same process, Express's idstitch case gave pairs of 1 072k–1 153k
-    // (median 1 125k), alone 1 040k–1 058k in two processes (medians 1 043k and 1 055k). The client and the floor
-    // parts, cheap and with no app behind them, share one process.
+    // (median 1 125k), alone 1 040k–1 058k in two processes (medians 1 043k and 1 055k).
     const processes = Math.max(1, Math.min(os.availableParallelism(), 4));
-    const groups = [
-      ...cases.filter((c) => c.kind === 'app').map((c) => [c]),
-      cases.filter((c) => c.kind !== 'app'),
-    ].filter((group) => group.length > 0);
+    // Every case in a process of its own: with start-up and warm-up uninstrumented, a process costs little more
+    // than its measured phases (and switching instrumentation off and on again inside one process broke
+    // callgrind's next dump: target.ts). The costlier cases first (idstitch and the peers' SDKs, then bare, then
+    // the client and the floor parts), so that the two processes at a time end close together.
+    const cost = (c: InstructionCase) => (c.kind !== 'app' ? 2 : c.variant === 'bare' ? 1 : 0);
+    const groups = [...cases].sort((a, b) => cost(a) - cost(b)).map((c) => [c]);
     const jobs: Array<() => Promise<InstructionRun[]>> = [];
+    const failures: string[] = [];
     for (let round = 1; round <= rounds; round++) {
       for (const group of groups) {
         jobs.push(async () => {
-          const runs = await measureGroup(group, round, warmup, n, pairs, ingest.port);
+          let runs: InstructionRun[];
+          try {
+            runs = await measureGroup(group, round, warmup, n, pairs, ingest.port, instrumentWarmup);
+          } catch (error) {
+            // One case failing does not throw away the others' counts (nor leave them running unattended).
+            const message = error instanceof Error ? error.message : String(error);
+            log(`instructions ${group.map(caseKey).join(' + ')} round ${round}: FAILED: ${message}`);
+            failures.push(`${group.map(caseKey).join(' + ')} (round ${round}): ${message.split('\n')[0]}`);
+            return [];
+          }
           for (const run of runs) {
             log(
-              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (pairs ${run.pairs.map(Math.round).join(', ')}; process ${run.seconds.toFixed(0)} s)`,
+              `instructions ${run.key} round ${round}: ${Math.round(run.perUnit)} per unit (pairs ${run.pairs.map(Math.round).join(', ')}; process ${run.seconds.toFixed(0)} s, phases ${(run.phaseMs ?? []).map((ms) => (ms / 1000).toFixed(0)).join(' ')} s)`,
             );
           }
           return runs;
@@ -306,7 +394,8 @@ export async function runInstructions(
       (sum, part) => sum + (rows.find((row) => row.key === `floor/${part}`)?.perUnit.median ?? Number.NaN),
       0,
     );
-    return { ...empty, tool, runs, rows, floor, seconds: (performance.now() - started) / 1000 };
+    if (runs.length === 0) throw new Error(`every case failed: ${failures.join('; ')}`);
+    return { ...empty, tool, runs, rows, floor, failures, seconds: (performance.now() - started) / 1000 };
   } finally {
     await ingest.close();
   }

@@ -43,6 +43,8 @@ export function idstitchSink(ingestPort: number): MixpanelSink {
     host: `${scheme}://127.0.0.1:${ingestPort}/`,
     ...(untimed ? { flushIntervalMs: HOUR_MS } : {}),
     onError: (error) => process.stderr.write(`MixpanelSink: ${error.message}\n`),
+    // Memory only, said explicitly: without it a production process reports once how to turn the spool on.
+    spool: false,
   });
 }
 

@@ -211,8 +211,9 @@ export async function measureOnce(
 
 const TLS_DIR = join(DIST, '..', 'results', 'tls');
 
-export function variantsFor(framework: Framework, quick: boolean): readonly Variant[] {
-  const extra = quick ? [] : (DIAGNOSTIC_VARIANTS[framework] ?? []);
+/** The variants of a framework; the diagnostic ones (middleware alone, null sink, TLS) only with `diagnostics`. */
+export function variantsFor(framework: Framework, diagnostics: boolean): readonly Variant[] {
+  const extra = diagnostics ? (DIAGNOSTIC_VARIANTS[framework] ?? []) : [];
   const tls = extra.some((variant) => variant.endsWith('-tls')) && loopbackCertificate(TLS_DIR) !== undefined;
   return [...VARIANTS[framework], ...extra.filter((variant) => tls || !variant.endsWith('-tls'))];
 }
@@ -272,7 +273,7 @@ export async function runOverhead(
   const headers = visitorHeaders();
   const runs: OverheadRun[] = [];
   for (const framework of frameworks) {
-    const variants = variantsFor(framework, config.quick);
+    const variants = variantsFor(framework, settings.diagnostics);
     const mine: OverheadRun[] = [];
     try {
       for (let round = 0; round < settings.rounds; round++) {

@@ -53,7 +53,8 @@ if (spooling && 'skipped' in spooling) {
   setTimeout(() => process.exit(0), 20);
   await new Promise(() => {});
 }
-const sink = spooling && 'sink' in spooling ? spooling.sink : new MixpanelSink(options);
+// Memory only, said explicitly (`spool: false`): without it a production process reports once how to turn the spool on.
+const sink = spooling && 'sink' in spooling ? spooling.sink : new MixpanelSink({ ...options, spool: false });
 const spoolDir = spooling && 'dir' in spooling ? spooling.dir : undefined;
 let discarded = 0;
 const discarding: Sink = {
