@@ -104,3 +104,39 @@ describe('computeTargets: instructions (issue 12)', () => {
     expect(target(targets, 'instructions-vs-segment-express')?.goal).toMatch(/< 1×/);
   });
 });
+
+describe('computeTargets: the stall with the spool on (issue 11)', () => {
+  const stall = (spoolPeak: number, dropped: number, maxQueuedMb: number) =>
+    ({
+      events: 1_000_000,
+      rounds: 1,
+      runs: [
+        {
+          rssBeforeMb: 54,
+          rssNodeOnlyMb: 44,
+          spool: { droppedWhileTracking: dropped, spooledRecords: 969_631, diskBytes: 5e8, maxQueuedMb },
+        },
+      ],
+      peakRssMb: summarize([132]),
+      growthMb: summarize([78]),
+      retainedHeapMb: summarize([28]),
+      discardPeakRssMb: summarize([91]),
+      overDiscardMb: summarize([41]),
+      budgetMb: 16,
+      limitMb: 80,
+      spoolPeakRssMb: summarize([spoolPeak]),
+      spoolSkipped: undefined,
+    }) as unknown as Parameters<typeof computeTargets>[0]['stall'];
+
+  it('passes when spilling costs no more than the write buffer over the same stall without a spool', () => {
+    const ok = target(computeTargets({ stall: stall(144, 0, 16) }), 'stall-spool-memory');
+    expect(ok?.goal).toMatch(/peak RSS ≤ 148/);
+    expect(ok?.pass).toBe(true);
+  });
+
+  it('fails on memory per spilled record (the map of before: 214 MiB), on a drop, or on a queue past its budget', () => {
+    expect(target(computeTargets({ stall: stall(214, 0, 16) }), 'stall-spool-memory')?.pass).toBe(false);
+    expect(target(computeTargets({ stall: stall(140, 3, 16) }), 'stall-spool-memory')?.pass).toBe(false);
+    expect(target(computeTargets({ stall: stall(140, 0, 19) }), 'stall-spool-memory')?.pass).toBe(false);
+  });
+});
